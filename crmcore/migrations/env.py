@@ -1,0 +1,3 @@
+from crmcore.migrating import run_env
+
+run_env()

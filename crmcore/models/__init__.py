@@ -1,0 +1,25 @@
+"""SQLAlchemy models of the core. Plugins get the ones they need from ``crmcore.plugin_api``."""
+
+from crmcore.models.base import JSONType, utcnow
+from crmcore.models.contacts import (
+    Contact,
+    ContactAddress,
+    ContactEmail,
+    ContactPhone,
+    ContactPhoto,
+    NumberSequence,
+    SearchToken,
+    Tag,
+    contact_owners,
+    contact_tags,
+)
+from crmcore.models.records import ContactWarning, HistoryEntry, Note
+from crmcore.models.settings import CustomFieldDefinition, LookupValue, PluginIncident
+from crmcore.models.users import ApiToken, Team, User, team_members
+
+__all__ = [
+    "ApiToken", "Contact", "ContactAddress", "ContactEmail", "ContactPhone", "ContactPhoto",
+    "ContactWarning", "CustomFieldDefinition", "HistoryEntry", "JSONType", "LookupValue", "Note",
+    "NumberSequence", "PluginIncident", "SearchToken", "Tag", "Team", "User", "contact_owners",
+    "contact_tags", "team_members", "utcnow",
+]

@@ -1,0 +1,93 @@
+"""The public facade for plugins: import from here and nowhere else in crmcore.
+
+Everything listed in ``__all__`` is stable; the core may reorganise freely behind it.
+
+    from crmcore.plugin_api import hookimpl, Tab, Action
+
+    @hookimpl
+    def contact_tabs(contact):
+        return [Tab(key="invoices", label={"en": "Invoices", "fr": "Factures"}, render=render_invoices)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+from flask import current_app
+
+from crmcore.contributions import (
+    Action,
+    Channel,
+    FieldDef,
+    Label,
+    Migrations,
+    OutboundMessage,
+    Problem,
+    SendResult,
+    Tab,
+    localize,
+)
+from crmcore.errors import (
+    BlockedContact,
+    ChannelError,
+    Conflict,
+    CrmError,
+    Forbidden,
+    NotFound,
+    ValidationError,
+)
+from crmcore.extensions import db
+from crmcore.models import Contact, User
+from crmcore.models.base import JSONType, UTCDateTime, utcnow
+from crmcore.services.access import can as can_access
+from crmcore.services.contacts import (
+    create_contact,
+    ensure_not_blocked,
+    get_contact,
+    set_status,
+    update_contact,
+)
+from crmcore.services.history import record as record_history
+from crmcore.services.notes import add_note
+from crmcore.services.serialize import contact_to_dict
+from crmcore.services.transactions import savepoint, transaction
+
+hookimpl = pluggy.HookimplMarker("crm")
+
+
+def get_contact_for(contact_id: int, mode: str = "read") -> Contact:
+    """The contact if the current user may read (or ``mode="write"``) it; NotFound/Forbidden otherwise.
+
+    Plugin routes use this so every route obeys the same access rules as the core.
+    """
+    return get_contact(contact_id, current_user(), mode)  # type: ignore[arg-type]
+
+
+def current_user() -> User | None:
+    """The user of the current request, or None outside a request (CLI, jobs)."""
+    from crmcore.auth import request_user
+
+    return request_user()
+
+
+def run_migrations() -> None:
+    """The body of a plugin's ``migrations/env.py``."""
+    from crmcore.migrating import run_env
+
+    run_env()
+
+
+def setting(name: str, default: Any = None) -> Any:
+    """A configuration value (``CRM_<NAME>`` in the environment)."""
+    return current_app.config.get(name, default)
+
+
+__all__ = [
+    "Action", "BlockedContact", "Channel", "ChannelError", "Conflict", "Contact", "CrmError", "FieldDef",
+    "Forbidden", "JSONType", "Label", "Migrations", "NotFound", "OutboundMessage", "Problem", "SendResult",
+    "Tab", "UTCDateTime", "User", "ValidationError", "add_note", "can_access", "contact_to_dict",
+    "create_contact", "current_user", "db", "ensure_not_blocked", "get_contact", "get_contact_for",
+    "hookimpl", "localize", "record_history", "run_migrations", "savepoint", "set_status", "setting",
+    "transaction", "update_contact", "utcnow",
+]

@@ -1,0 +1,640 @@
+"""Contact services: create, update, delete, restore, status, warnings. The only writers of contacts.
+
+Each public function validates, checks access, writes, audits and fires the plugin hooks in one
+transaction (:func:`crmcore.services.transactions.transaction`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from crmcore.contributions import FieldDef, Problem
+from crmcore.errors import BlockedContact, Conflict, NotFound, PreconditionFailed, ValidationError
+from crmcore.extensions import db
+from crmcore.models import (
+    Contact,
+    ContactAddress,
+    ContactEmail,
+    ContactPhone,
+    ContactWarning,
+    Tag,
+    Team,
+    User,
+    utcnow,
+)
+from crmcore.services import access, history, lookups, search_index
+from crmcore.services.fields import EMAIL_RE, URL_RE, all_fields, clean_custom
+from crmcore.services.numbering import next_contact_number
+from crmcore.services.phones import InvalidPhone, to_e164
+from crmcore.services.serialize import READ_ONLY, audited_state, contact_to_dict
+from crmcore.services.tags import resolve_tags
+from crmcore.services.text import fold
+from crmcore.services.transactions import transaction
+from crmcore.services.territories import is_country, is_language
+from crmcore.state import plugin_host
+
+KINDS = ("person", "organization")
+STATUSES = ("prospect", "customer", "user")
+VISIBILITIES = ("private", "public_read", "public_write")
+EMAIL_LABELS = ("work", "home", "other")
+ADDRESS_KINDS = ("main", "billing", "shipping", "other", "personal")
+SOURCES = ("ui", "api", "import", "web_form", "inbound", "cli", "system", "merge")
+_SOCIAL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+
+#: Text fields and their maximum length (the schema enforces the same limits).
+TEXT_FIELDS = {
+    "salutation": 40, "first_name": 200, "last_name": 200, "name": 300, "job_title": 200,
+    "department": 200, "origin": 60, "description": 20000, "website": 500, "external_id": 255, "role": 60,
+}
+
+EAGER = (
+    selectinload(Contact.emails), selectinload(Contact.phones), selectinload(Contact.addresses),
+    selectinload(Contact.tags), selectinload(Contact.owners),
+)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def get_contact(contact_id: int, user: User | None = None, mode: access.Mode = "read",
+                include_deleted: bool = False) -> Contact:
+    """The contact ``contact_id`` if ``user`` may read (or write) it; NotFound otherwise."""
+    contact = db.session.get(Contact, contact_id, options=EAGER) if isinstance(contact_id, int) else None
+    if contact is None or (contact.deleted_at is not None and not include_deleted):
+        raise NotFound(f"contact {contact_id} not found")
+    access.check(contact, user, mode)
+    return contact
+
+
+def ensure_not_blocked(contact: Contact, purpose: str) -> None:
+    """Raise :class:`BlockedContact` when ``contact`` has a blocking warning.
+
+    Plugins call this before creating appointments, opportunities, quotes, invoices or
+    messages for a contact; ``purpose`` (e.g. "create an invoice") appears in the message.
+    """
+    blocking = db.session.scalars(
+        select(ContactWarning.message).where(ContactWarning.contact_id == contact.id, ContactWarning.level == "blocking")
+    ).all()
+    if blocking:
+        raise BlockedContact(
+            f"cannot {purpose} for {contact.display_name}: {'; '.join(blocking)}",
+            contact_id=contact.id, warnings=list(blocking),
+        )
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+class _Cleaner:
+    """Turns a prospective state (API shape) into clean values, collecting every error at once."""
+
+    def __init__(self, state: dict[str, Any], contact: Contact | None, fields: dict[str, FieldDef]) -> None:
+        self.state = state
+        self.contact = contact
+        self.fields = fields
+        self.errors: dict[str, list[str]] = {}
+        self._lookups: dict[str, dict[str, str]] = {}
+
+    def error(self, field: str, message: str) -> None:
+        self.errors.setdefault(field, []).append(message)
+
+    def clean(self) -> dict[str, Any]:
+        s = self.state
+        out: dict[str, Any] = {}
+        kind = s.get("kind")
+        if kind not in KINDS:
+            self.error("kind", "must be 'person' or 'organization'")
+            kind = "person"
+        out["kind"] = kind
+        for field, limit in TEXT_FIELDS.items():
+            value = _text(s.get(field))
+            if value is not None and len(value) > limit:
+                self.error(field, f"must be at most {limit} characters")
+            out[field] = value
+        if kind == "person" and not out["last_name"]:
+            self.error("last_name", "is required for a person")
+        if kind == "organization" and not out["name"]:
+            self.error("name", "is required for an organization")
+        self._lookup(out, "salutation", "salutation")
+        self._lookup(out, "origin", "origin")
+        self._lookup(out, "role", "role")
+        if out["website"] and not URL_RE.match(out["website"]):
+            if URL_RE.match("https://" + out["website"]):
+                out["website"] = "https://" + out["website"]
+            else:
+                self.error("website", "must be a web address such as https://example.com")
+        out["birthday"] = self._birthday(s.get("birthday"))
+        out["social"] = self._social(s.get("social"))
+        out["language"] = self._code("language", s.get("language"), is_language, lower=True)
+        out["country"] = self._code("country", s.get("country"), is_country, lower=False)
+        status = s.get("status") or "prospect"
+        if status not in STATUSES:
+            self.error("status", f"must be one of: {', '.join(STATUSES)}")
+        out["status"] = status
+        out["is_supplier"] = bool(s.get("is_supplier"))
+        visibility = s.get("visibility") or "public_read"
+        if visibility not in VISIBILITIES:
+            self.error("visibility", f"must be one of: {', '.join(VISIBILITIES)}")
+        out["visibility"] = visibility
+        out["do_not_email"] = bool(s.get("do_not_email"))
+        out["notify_owners"] = bool(s.get("notify_owners"))
+        region = out["country"] or current_app.config.get("DEFAULT_COUNTRY")
+        out["emails"] = self._emails(s.get("emails") or [])
+        out["phones"] = self._phones(s.get("phones") or [], region)
+        out["addresses"] = self._addresses(s.get("addresses") or [])
+        out["organization_id"] = self._organization(kind, s.get("organization_id"))
+        out["reports_to_id"] = self._reports_to(kind, s.get("reports_to_id"))
+        if kind == "organization" and out["role"]:
+            self.error("role", "only a person has a role in an organization")
+        out["tags"] = self._tags(s.get("tags") or [])
+        out["owners"] = self._owners(s.get("owners") or [])
+        out["team_id"] = self._team(s.get("team_id"))
+        out["custom"] = clean_custom(kind, dict(self.contact.custom or {}) if self.contact else {},
+                                     s.get("custom_changes"), self.errors, self.fields)
+        return out
+
+    def _lookup(self, out: dict[str, Any], field: str, list_name: str) -> None:
+        value = out.get(field)
+        if value is None:
+            return
+        names = self._lookup_names(list_name)
+        # A key, or a label as a person types it ("Mme", "Salon professionnel"): the key is stored.
+        key = names.get(value) or names.get(fold(value))
+        if key is None:
+            self.error(field, f"{value!r} is not in the {list_name.replace('_', ' ')} list")
+        out[field] = key
+
+    def _lookup_names(self, list_name: str) -> dict[str, str]:
+        """Key, and folded English and French labels -> key, read once per validation."""
+        cached = self._lookups.get(list_name)
+        if cached is None:
+            cached = {}
+            for value in lookups.values(list_name):
+                cached[value.key] = value.key
+                cached.setdefault(fold(value.label_en), value.key)
+                cached.setdefault(fold(value.label_fr), value.key)
+            self._lookups[list_name] = cached
+        return cached
+
+    def _keys(self, list_name: str) -> set[str]:
+        return set(self._lookup_names(list_name).values())
+
+    def _birthday(self, value: Any) -> dt.date | None:
+        if value in (None, ""):
+            return None
+        if isinstance(value, dt.date):
+            day = value
+        else:
+            try:
+                day = dt.date.fromisoformat(str(value))
+            except ValueError:
+                self.error("birthday", "must be a date (YYYY-MM-DD)")
+                return None
+        if day > dt.date.today():
+            self.error("birthday", "cannot be in the future")
+        return day
+
+    def _social(self, value: Any) -> dict[str, str]:
+        if not value:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error("social", "must be an object {network: url}")
+            return {}
+        out: dict[str, str] = {}
+        for network, url in value.items():
+            key = str(network).strip().lower()
+            if not _SOCIAL_KEY.match(key):
+                self.error(f"social.{network}", "network names are lowercase letters, digits and _")
+                continue
+            text = _text(url)
+            if text is None:
+                continue
+            if len(text) > 500:
+                self.error(f"social.{key}", "must be at most 500 characters")
+                continue
+            out[key] = text
+        return out
+
+    def _code(self, field: str, value: Any, check: Any, lower: bool) -> str | None:
+        text = _text(value)
+        if text is None:
+            return None
+        code = text.lower() if lower else text.upper()
+        if not check(code):
+            self.error(field, f"{text!r} is not a known {'language' if lower else 'country'} code")
+            return None
+        return code
+
+    def _emails(self, items: list[Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            where = f"emails[{index}]"
+            address = _text(item.get("address"))
+            if not address:
+                self.error(f"{where}.address", "is required")
+                continue
+            if len(address) > 254 or not EMAIL_RE.match(address):
+                self.error(f"{where}.address", f"{address[:80]!r} is not an email address")
+                continue
+            if address.lower() in seen:
+                self.error(f"{where}.address", f"{address} is listed twice")
+                continue
+            seen.add(address.lower())
+            label = item.get("label") or "work"
+            if label not in EMAIL_LABELS:
+                self.error(f"{where}.label", f"must be one of: {', '.join(EMAIL_LABELS)}")
+            out.append({"address": address, "label": label, "primary": bool(item.get("primary")),
+                        "accepts_email": bool(item.get("accepts_email"))})
+        primaries = [e for e in out if e["primary"]]
+        if len(primaries) > 1:
+            self.error("emails", "only one email can be primary")
+        elif out and not primaries:
+            out[0]["primary"] = True
+        return out
+
+    def _phones(self, items: list[Any], region: str | None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        types = self._keys("phone_type")
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            where = f"phones[{index}]"
+            number = _text(item.get("number"))
+            if not number:
+                self.error(f"{where}.number", "is required")
+                continue
+            try:
+                e164 = to_e164(number, region)
+            except InvalidPhone as exc:
+                self.error(f"{where}.number", str(exc))
+                continue
+            if e164 in seen:
+                self.error(f"{where}.number", f"{number} is listed twice")
+                continue
+            seen.add(e164)
+            phone_type = item.get("type") or "mobile"
+            if phone_type not in types:
+                self.error(f"{where}.type", f"{phone_type!r} is not a phone type (known: {', '.join(sorted(types))})")
+            out.append({"number": number, "e164": e164, "type": phone_type,
+                        **{flag: bool(item.get(flag)) for flag in history.CONSENT_FLAGS}})
+        return out
+
+    def _addresses(self, items: list[Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            where = f"addresses[{index}]"
+            kind = item.get("kind") or "main"
+            if kind not in ADDRESS_KINDS:
+                self.error(f"{where}.kind", f"must be one of: {', '.join(ADDRESS_KINDS)}")
+            address = {"kind": kind}
+            for part, limit in (("street", 300), ("street2", 300), ("postal_code", 20), ("city", 120),
+                                ("region", 120)):
+                value = _text(item.get(part))
+                if value and len(value) > limit:
+                    self.error(f"{where}.{part}", f"must be at most {limit} characters")
+                address[part] = value
+            address["country"] = self._code(f"{where}.country", item.get("country"), is_country, lower=False)
+            if not any(address[p] for p in ("street", "street2", "postal_code", "city", "region", "country")):
+                continue  # an empty block from a form is not an address
+            out.append(address)
+        return out
+
+    def _other_contact(self, field: str, contact_id: Any) -> Contact | None:
+        if contact_id is None:
+            return None
+        if isinstance(contact_id, bool) or not isinstance(contact_id, int):
+            self.error(field, "must be a contact id")
+            return None
+        other = db.session.get(Contact, contact_id)
+        if other is None or other.deleted_at is not None:
+            self.error(field, f"contact {contact_id} does not exist")
+            return None
+        if self.contact is not None and other.id == self.contact.id:
+            self.error(field, "a contact cannot be linked to itself")
+            return None
+        return other
+
+    def _organization(self, kind: str, organization_id: Any) -> int | None:
+        organization = self._other_contact("organization_id", organization_id)
+        if organization is None:
+            return None
+        if kind != "person":
+            self.error("organization_id", "only a person belongs to an organization")
+        elif organization.kind != "organization":
+            self.error("organization_id", f"contact {organization.id} is a person, not an organization")
+        return organization.id
+
+    def _reports_to(self, kind: str, reports_to_id: Any) -> int | None:
+        manager = self._other_contact("reports_to_id", reports_to_id)
+        if manager is None:
+            return None
+        if kind != "person" or manager.kind != "person":
+            self.error("reports_to_id", "reports-to links two people")
+            return manager.id
+        seen = {self.contact.id} if self.contact else set()
+        current: Contact | None = manager
+        while current is not None:
+            if current.id in seen:
+                self.error("reports_to_id", "this would make a reporting loop")
+                break
+            seen.add(current.id)
+            current = current.reports_to
+        return manager.id
+
+    def _tags(self, names: list[Any]) -> list[str]:
+        out: list[str] = []
+        for index, name in enumerate(names):
+            text = _text(name)
+            if not text:
+                continue
+            if len(text) > 80:
+                self.error(f"tags[{index}]", "must be at most 80 characters")
+                continue
+            if fold(text) not in {fold(t) for t in out}:
+                out.append(text)
+        return out
+
+    def _owners(self, ids: list[Any]) -> list[int]:
+        wanted = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+        if len(wanted) != len(ids):
+            self.error("owners", "must be a list of user ids")
+        found = set(db.session.scalars(select(User.id).where(User.id.in_(wanted)))) if wanted else set()
+        for user_id in wanted:
+            if user_id not in found:
+                self.error("owners", f"user {user_id} does not exist")
+        return list(dict.fromkeys(wanted))
+
+    def _team(self, team_id: Any) -> int | None:
+        if team_id is None:
+            return None
+        if isinstance(team_id, bool) or not isinstance(team_id, int) or db.session.get(Team, team_id) is None:
+            self.error("team_id", f"team {team_id} does not exist")
+            return None
+        return team_id
+
+
+def _validate(state: dict[str, Any], contact: Contact | None, user: User | None,
+              fields: dict[str, FieldDef] | None) -> dict[str, Any]:
+    cleaner = _Cleaner(state, contact, fields if fields is not None else all_fields())
+    clean = cleaner.clean()
+    errors = cleaner.errors
+    if not errors:
+        # Plugins see the record exactly as it will be stored.
+        preview = {**clean, "birthday": clean["birthday"].isoformat() if clean["birthday"] else None}
+        for problems in plugin_host().hook.contact_validate(data=preview, contact=contact, user=user):
+            for problem in problems or []:
+                if isinstance(problem, Problem):
+                    errors.setdefault(problem.field or "_record", []).append(problem.message)
+                else:
+                    errors.setdefault("_record", []).append(str(problem))
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def _sync_children(existing: list[Any], wanted: list[dict[str, Any]], model: type, keys: tuple[str, ...]) -> list[Any]:
+    """Update child rows in place by position, add or drop the rest (keeps row ids stable)."""
+    result = []
+    for position, values in enumerate(wanted):
+        row = existing[position] if position < len(existing) else model()
+        for key in keys:
+            setattr(row, key, values[key])
+        row.position = position
+        result.append(row)
+    return result
+
+
+def _apply(contact: Contact, clean: dict[str, Any]) -> None:
+    for field in ("kind", *TEXT_FIELDS, "birthday", "social", "language", "country", "status", "is_supplier",
+                  "visibility", "do_not_email", "notify_owners", "organization_id", "reports_to_id", "team_id",
+                  "custom"):
+        setattr(contact, field, clean[field])
+    emails = [{**e, "address_key": e["address"].lower(), "domain": e["address"].rsplit("@", 1)[1].lower()}
+              for e in clean["emails"]]
+    contact.emails = _sync_children(list(contact.emails), emails, ContactEmail,
+                                    ("address", "address_key", "domain", "label", "primary", "accepts_email"))
+    contact.phones = _sync_children(list(contact.phones), clean["phones"], ContactPhone,
+                                    ("number", "e164", "type", *history.CONSENT_FLAGS))
+    contact.addresses = _sync_children(list(contact.addresses), clean["addresses"], ContactAddress,
+                                       ("kind", "street", "street2", "postal_code", "city", "region", "country"))
+    contact.tags = resolve_tags(clean["tags"])
+    contact.owners = list(db.session.scalars(select(User).where(User.id.in_(clean["owners"])))) if clean["owners"] else []
+    if contact.kind == "person":
+        contact.display_name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+        contact.sort_key = fold(" ".join(p for p in (contact.last_name, contact.first_name) if p))[:400]
+    else:
+        contact.display_name = contact.name or ""
+        contact.sort_key = fold(contact.name)[:400]
+    contact.updated_at = utcnow()
+
+
+def _state_from_input(data: Mapping[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    state = dict(base or {})
+    for key, value in data.items():
+        if key in READ_ONLY or key == "version":
+            continue
+        if key == "custom":
+            state["custom_changes"] = dict(value or {})
+        else:
+            state[key] = value
+    return state
+
+
+def create_contact(data: Mapping[str, Any], user: User | None = None, source: str = "api",
+                   fields: dict[str, FieldDef] | None = None, import_batch: str | None = None) -> Contact:
+    """Create a contact from ``data`` in the API's JSON shape. Raises ValidationError naming each bad field."""
+    state = _state_from_input(data)
+    if "owners" not in data and user is not None:
+        state["owners"] = [user.id]
+    with transaction():
+        clean = _validate(state, None, user, fields)
+        contact = Contact(number=next_contact_number(), created_by_id=user.id if user else None,
+                          import_batch=import_batch, custom={}, social={})
+        _apply(contact, clean)
+        db.session.add(contact)
+        db.session.flush()
+        snapshot = audited_state(contact)
+        history.record(contact, "create", user, source, snapshot=snapshot)
+        consents = history.consent_changes({}, snapshot)
+        if consents:
+            history.record(contact, "consent", user, source, consents)
+        search_index.reindex([contact])
+        plugin_host().hook.contact_created(contact=contact, user=user, source=source)
+    return contact
+
+
+def check_version(contact: Contact, expected_version: int | None, header: bool = False) -> None:
+    """Refuse a write based on an old read: 412 for a stale ``If-Match``, 409 for a stale body version."""
+    if expected_version is None or expected_version == contact.version:
+        return
+    error = PreconditionFailed if header else Conflict
+    raise error(
+        f"contact {contact.number} is at version {contact.version}, you sent version {expected_version}; "
+        "reload it and apply your change again",
+        current=contact_to_dict(contact),
+    )
+
+
+def update_contact(contact_id: int, data: Mapping[str, Any], user: User | None = None, source: str = "api",
+                   expected_version: int | None = None, if_match: int | None = None,
+                   fields: dict[str, FieldDef] | None = None) -> Contact:
+    """Change the fields present in ``data`` (lists such as emails are replaced whole; ``custom`` keys are
+    merged, a null value removing one). ``expected_version``/``if_match`` guard against lost updates."""
+    with transaction():
+        contact = get_contact(contact_id, user, "write")
+        check_version(contact, if_match, header=True)
+        check_version(contact, expected_version if expected_version is not None else data.get("version"))
+        before = audited_state(contact)
+        old_name = contact.name
+        state = _state_from_input(data, {k: v for k, v in before.items() if k != "custom"})
+        clean = _validate(state, contact, user, fields)
+        _apply(contact, clean)
+        db.session.flush()
+        after = audited_state(contact)
+        changes = history.diff(before, after)
+        if not changes:
+            db.session.expire(contact)  # nothing changed: no new version, no history
+            return get_contact(contact_id, user)
+        history.record(contact, "update", user, source, changes)
+        consents = history.consent_changes(before, after)
+        if consents:
+            history.record(contact, "consent", user, source, consents)
+        _reindex_with_members(contact, old_name)
+        plugin_host().hook.contact_updated(contact=contact, changes=changes, user=user, source=source)
+    return contact
+
+
+def _reindex_with_members(contact: Contact, old_name: str | None) -> None:
+    reindexed = [contact]
+    if contact.kind == "organization" and contact.name != old_name:
+        # Members are found by their organization's name too.
+        reindexed.extend(db.session.scalars(select(Contact).where(Contact.organization_id == contact.id)))
+    search_index.reindex(reindexed)
+
+
+def delete_contact(contact_id: int, user: User | None = None, source: str = "api") -> Contact:
+    """Soft delete: the contact leaves lists and searches and can be restored with its data and links."""
+    with transaction():
+        contact = get_contact(contact_id, user, "write")
+        contact.deleted_at = utcnow()
+        contact.updated_at = contact.deleted_at
+        db.session.flush()
+        history.record(contact, "delete", user, source)
+        plugin_host().hook.contact_deleted(contact=contact, user=user, source=source)
+    return contact
+
+
+def restore_contact(contact_id: int, user: User | None = None, source: str = "api") -> Contact:
+    with transaction():
+        contact = get_contact(contact_id, user, "write", include_deleted=True)
+        if contact.deleted_at is None:
+            raise Conflict(f"contact {contact.number} is not deleted")
+        if contact.merged_into_id is not None:
+            raise Conflict(f"contact {contact.number} was merged; undo the merge to get it back")
+        contact.deleted_at = None
+        contact.updated_at = utcnow()
+        db.session.flush()
+        history.record(contact, "restore", user, source)
+        plugin_host().hook.contact_restored(contact=contact, user=user, source=source)
+    return contact
+
+
+def set_status(contact: Contact, status: str | None = None, is_supplier: bool | None = None,
+               user: User | None = None, source: str = "system", automatic: bool = False) -> Contact:
+    """Change a contact's status (prospect, customer, user) and/or supplier flag.
+
+    Plugins call it with ``automatic=True`` (e.g. a validated quote turns a prospect into a
+    customer): an automatic change leaves a status forced by a user alone. A manual change
+    (``automatic=False``) forces the status.
+    """
+    if status is not None and status not in STATUSES:
+        raise ValidationError({"status": [f"must be one of: {', '.join(STATUSES)}"]})
+    with transaction():
+        contact = get_contact(contact.id, user, "write")
+        changes: dict[str, tuple[Any, Any]] = {}
+        if status is not None and status != contact.status and not (automatic and contact.status_forced):
+            changes["status"] = (contact.status, status)
+            contact.status = status
+            if not automatic:
+                contact.status_forced = True
+        if is_supplier is not None and is_supplier != contact.is_supplier:
+            changes["is_supplier"] = (contact.is_supplier, is_supplier)
+            contact.is_supplier = is_supplier
+        if not changes:
+            return contact
+        contact.updated_at = utcnow()
+        db.session.flush()
+        history.record(contact, "status", user, source, changes)
+        plugin_host().hook.contact_updated(contact=contact, changes=changes, user=user, source=source)
+    return contact
+
+
+# -- warnings --------------------------------------------------------------------------------------
+
+
+def add_warning(contact_id: int, message: str, level: str = "info", user: User | None = None,
+                source: str = "api") -> ContactWarning:
+    text = _text(message)
+    errors: dict[str, list[str]] = {}
+    if not text:
+        errors["message"] = ["is required"]
+    elif len(text) > 500:
+        errors["message"] = ["must be at most 500 characters"]
+    if level not in ("info", "blocking"):
+        errors["level"] = ["must be 'info' or 'blocking'"]
+    if errors:
+        raise ValidationError(errors)
+    with transaction():
+        contact = get_contact(contact_id, user, "write")
+        warning = ContactWarning(contact_id=contact.id, level=level, message=text,
+                                 created_by_id=user.id if user else None)
+        db.session.add(warning)
+        db.session.flush()
+        history.record(contact, "warning", user, source, {"warnings": (None, {"level": level, "message": text})})
+    return warning
+
+
+def remove_warning(contact_id: int, warning_id: int, user: User | None = None, source: str = "api") -> None:
+    with transaction():
+        contact = get_contact(contact_id, user, "write")
+        warning = db.session.get(ContactWarning, warning_id)
+        if warning is None or warning.contact_id != contact.id:
+            raise NotFound(f"warning {warning_id} not found on contact {contact_id}")
+        history.record(contact, "warning", user, source,
+                       {"warnings": ({"level": warning.level, "message": warning.message}, None)})
+        db.session.delete(warning)
+
+
+def warnings_of(contact: Contact) -> list[ContactWarning]:
+    return list(db.session.scalars(
+        select(ContactWarning).where(ContactWarning.contact_id == contact.id).order_by(ContactWarning.id)))
+
+
+def copy_main_address(contact_id: int, to_kind: str, user: User | None = None, source: str = "api") -> Contact:
+    """"Copy from main": add (or overwrite) the ``to_kind`` address with the main address's parts."""
+    if to_kind not in ADDRESS_KINDS or to_kind == "main":
+        raise ValidationError({"kind": [f"must be one of: {', '.join(k for k in ADDRESS_KINDS if k != 'main')}"]})
+    contact = get_contact(contact_id, user, "write")
+    addresses = [a for a in contact_to_dict(contact)["addresses"]]
+    main = next((a for a in addresses if a["kind"] == "main"), None)
+    if main is None:
+        raise ValidationError({"addresses": ["the contact has no main address to copy"]})
+    addresses = [a for a in addresses if a["kind"] != to_kind] + [{**main, "kind": to_kind}]
+    return update_contact(contact.id, {"addresses": addresses}, user, source)

@@ -1,0 +1,70 @@
+"""The audit trail: who changed what, when and from where; consent proofs are entries too."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from crmcore.extensions import db
+from crmcore.models import Contact, HistoryEntry, User, utcnow
+
+CONSENT_FLAGS = ("sms", "whatsapp", "viber", "calls")
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Top-level fields whose value differs: ``{field: (old, new)}``."""
+    return {key: (old.get(key), new.get(key)) for key in new if old.get(key) != new.get(key)}
+
+
+def consent_state(state: Mapping[str, Any]) -> dict[str, bool]:
+    """Every consent flag of a contact state, keyed ``email:<address>`` / ``<flag>:<e164>``."""
+    flags: dict[str, bool] = {}
+    for email in state.get("emails") or []:
+        flags[f"email:{email['address'].lower()}"] = bool(email.get("accepts_email"))
+    for phone in state.get("phones") or []:
+        for flag in CONSENT_FLAGS:
+            flags[f"{flag}:{phone.get('e164')}"] = bool(phone.get(flag))
+    if "do_not_email" in state:
+        flags["do_not_email"] = bool(state.get("do_not_email"))
+    return flags
+
+
+def consent_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[bool | None, bool]]:
+    before, after = consent_state(old), consent_state(new)
+    changes: dict[str, tuple[bool | None, bool]] = {}
+    for key, value in after.items():
+        previous = before.get(key)
+        # A new address or phone without consent is not a consent change; granting one is.
+        if previous != value and (previous is not None or value):
+            changes[key] = (previous, value)
+    return changes
+
+
+def record(contact: Contact, action: str, user: User | None, source: str,
+           changes: Mapping[str, tuple[Any, Any]] | None = None, snapshot: Any = None,
+           revision: int | None = None) -> None:
+    """Write history entries: one per changed field, or a single one carrying ``snapshot`` as its new value."""
+    base = {"contact_id": contact.id, "action": action, "user_id": user.id if user else None,
+            "source": source, "at": utcnow(), "revision": revision if revision is not None else contact.version}
+    if changes:
+        rows = [{**base, "field": field, "old": old, "new": new} for field, (old, new) in changes.items()]
+    else:
+        rows = [{**base, "field": None, "old": None, "new": snapshot}]
+    db.session.execute(insert(HistoryEntry), rows)
+
+
+def entries(contact_id: int, limit: int = 500, before_id: int | None = None) -> list[HistoryEntry]:
+    query = select(HistoryEntry).where(HistoryEntry.contact_id == contact_id)
+    if before_id:
+        query = query.where(HistoryEntry.id < before_id)
+    return list(db.session.scalars(query.order_by(HistoryEntry.id.desc()).limit(limit)))
+
+
+def entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id, "action": entry.action, "field": entry.field, "old": entry.old, "new": entry.new,
+        "user_id": entry.user_id, "user": entry.user.display_name if entry.user else None,
+        "source": entry.source, "at": entry.at.isoformat(), "revision": entry.revision,
+    }

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from crmcore.extensions import db
+from crmcore.models import PluginIncident
+from crmcore.state import plugin_host
+
+log = logging.getLogger("crmcore.plugins")
+
+RECENT_INCIDENTS = 20
+
+
+def full_report() -> list[dict[str, Any]]:
+    """Every plugin with its status, error and hooks, plus incidents recorded by any process."""
+    report = plugin_host().report()
+    try:
+        rows = db.session.scalars(select(PluginIncident).order_by(PluginIncident.id.desc()).limit(500)).all()
+    except SQLAlchemyError:  # database not migrated yet: the in-process report is still useful
+        db.session.rollback()
+        log.debug("plugin incidents unavailable", exc_info=True)
+        rows = []
+    stored: dict[str, list[dict[str, str]]] = {}
+    for row in reversed(rows):
+        stored.setdefault(row.plugin, []).append(
+            {"hook": row.hook, "error": row.error, "at": row.at.isoformat(timespec="seconds")}
+        )
+    for item in report:
+        if item["name"] in stored:
+            item["incidents"] = stored[item["name"]][-RECENT_INCIDENTS:]
+    return report

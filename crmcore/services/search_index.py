@@ -1,0 +1,59 @@
+"""Search tokens of a contact: folded name words, emails and domains, phone digits, number, organization."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, insert
+
+from crmcore.extensions import db
+from crmcore.models import Contact, SearchToken
+from crmcore.services.phones import search_forms
+from crmcore.services.text import digits, fold, words
+
+MAX_TOKEN = 254
+
+
+def tokens_for(contact: Contact, organization_name: str | None = None) -> set[str]:
+    tokens: set[str] = set()
+    for text in (contact.first_name, contact.last_name, contact.name, organization_name):
+        tokens.update(words(text))
+    for email in contact.emails:
+        tokens.add(email.address_key)
+        tokens.add(email.domain)
+    for phone in contact.phones:
+        tokens.update(search_forms(phone.e164))
+    if contact.number:
+        tokens.add(fold(contact.number))
+        number_digits = digits(contact.number).lstrip("0")
+        if number_digits:
+            tokens.add(number_digits)
+    return {token[:MAX_TOKEN] for token in tokens if token}
+
+
+def reindex(contacts: Iterable[Contact]) -> None:
+    """Replace the tokens of ``contacts`` (already flushed, so they have ids)."""
+    contacts = list(contacts)
+    if not contacts:
+        return
+    ids = [contact.id for contact in contacts]
+    db.session.execute(delete(SearchToken).where(SearchToken.contact_id.in_(ids)))
+    rows = []
+    for contact in contacts:
+        organization = contact.organization.name if contact.organization is not None else None
+        rows.extend({"token": token, "contact_id": contact.id} for token in tokens_for(contact, organization))
+    if rows:
+        db.session.execute(insert(SearchToken), rows)
+
+
+def query_terms(q: str) -> list[str]:
+    """The prefixes a query means: the whole query as digits if it looks like a phone, else its words."""
+    from crmcore.services.text import looks_like_phone
+
+    q = (q or "").strip()
+    if not q:
+        return []
+    if looks_like_phone(q):
+        number = digits(q)
+        return [number[2:] if number.startswith("00") else number]
+    return [term[:MAX_TOKEN] for term in words(q)]

@@ -1,0 +1,30 @@
+"""Per-application state kept in ``app.extensions["crm"]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from crmcore.contributions import Channel, FieldDef, Migrations
+    from crmcore.plugins import PluginHost
+
+
+@dataclass
+class CrmState:
+    host: PluginHost
+    #: Custom fields contributed by plugins (admin-defined ones live in the database).
+    plugin_fields: list[FieldDef] = field(default_factory=list)
+    channels: dict[str, Channel] = field(default_factory=dict)
+    #: (plugin name, migrations) in the order ``crm db upgrade`` applies them.
+    migrations: list[tuple[str, Migrations]] = field(default_factory=list)
+
+
+def crm_state() -> CrmState:
+    return current_app.extensions["crm"]
+
+
+def plugin_host() -> PluginHost:
+    return crm_state().host

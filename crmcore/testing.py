@@ -1,0 +1,158 @@
+"""Pytest fixtures for crmcore and for plugin authors (registered through the ``pytest11`` entry point).
+
+* ``crm_app_factory(**config)``: an application on the test database (migrated once per session);
+* ``app``: one with every installed plugin, its app context pushed;
+* ``client``, ``runner``: Flask test client and a runner for the ``crm`` command line;
+* ``make_contact(**fields)``: create a contact through the service layer;
+* ``register_plugin(obj, name)``: an application with a temporary plugin object registered.
+
+The database is SQLite in a temporary folder, or ``CRM_TEST_DATABASE_URL`` (PostgreSQL) when set;
+every table is emptied after each test.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+_CORE_VERSIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+def _reset_postgresql(url: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def crm_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test database: ``CRM_TEST_DATABASE_URL`` (emptied first) or a fresh SQLite file."""
+    url = os.environ.get("CRM_TEST_DATABASE_URL")
+    if url:
+        _reset_postgresql(url)
+        return url
+    return "sqlite:///" + str(tmp_path_factory.mktemp("crmdb") / "test.sqlite")
+
+
+def _base_config(url: str) -> dict[str, Any]:
+    return {"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": "test-secret", "PLUGINS": None}
+
+
+@pytest.fixture(scope="session")
+def crm_migrated(crm_database_url: str) -> list[str]:
+    """Apply every migration (core and installed plugins) once; return the tables to empty between tests."""
+    from crmcore import create_app
+    from crmcore.extensions import db
+    from crmcore.migrating import upgrade_all
+
+    app = create_app(_base_config(crm_database_url))
+    with app.app_context():
+        upgrade_all()
+        tables = [name for name in inspect(db.engine).get_table_names() if not name.endswith("alembic_version")]
+        db.engine.dispose()
+    return tables
+
+
+def _empty_database(app: Any, tables: list[str]) -> None:
+    from crmcore.extensions import db
+
+    defaults = runpy.run_path(str(_CORE_VERSIONS / "0002_default_lists.py"))
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                connection.execute(text("PRAGMA foreign_keys=OFF"))
+                for table in tables:
+                    connection.execute(text(f'DELETE FROM "{table}"'))
+                connection.execute(text("PRAGMA foreign_keys=ON"))
+            # Put back the rows the data migrations created (the default lists).
+            upgrade = defaults["upgrade"]
+            upgrade.__globals__["op"] = _BulkInsert(connection)  # run_path returns a copy of the globals
+            upgrade()
+        db.engine.dispose()
+
+
+class _BulkInsert:
+    """Just enough of alembic's ``op`` to replay the default-lists data migration."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def bulk_insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        self.connection.execute(table.insert(), rows)
+
+
+@pytest.fixture
+def crm_app_factory(crm_database_url: str, crm_migrated: list[str]) -> Iterator[Callable[..., Any]]:
+    """Build applications on the test database; ``crm_app_factory(PLUGINS=["sms"], ...)``."""
+    from crmcore import create_app
+
+    apps: list[Any] = []
+
+    def make(**config: Any) -> Any:
+        app = create_app({**_base_config(crm_database_url), **config})
+        apps.append(app)
+        return app
+
+    yield make
+    if apps:
+        _empty_database(apps[0], crm_migrated)
+    for app in apps:
+        from crmcore.extensions import db
+
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(crm_app_factory: Callable[..., Any]) -> Iterator[Any]:
+    application = crm_app_factory()
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def register_plugin(crm_app_factory: Callable[..., Any]) -> Callable[..., Any]:
+    """``register_plugin(obj, name="temp", **config)`` -> an app with ``obj`` registered as a plugin."""
+
+    def make(plugin: Any, name: str = "temp", **config: Any) -> Any:
+        return crm_app_factory(PLUGIN_OBJECTS={name: plugin}, **config)
+
+    return make
+
+
+@pytest.fixture
+def make_contact(app: Any) -> Callable[..., Any]:
+    """Create a contact through the service layer: ``make_contact(last_name="Dupont")``."""
+    from crmcore.services.contacts import create_contact
+
+    def make(user: Any = None, **fields: Any) -> Any:
+        data = dict(fields)
+        data.setdefault("kind", "organization" if "name" in data and "last_name" not in data else "person")
+        if data["kind"] == "person":
+            data.setdefault("last_name", "Test")
+        return create_contact(data, user, "api")
+
+    return make

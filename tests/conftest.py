@@ -1,0 +1,1 @@
+"""Core test configuration. Fixtures come from ``crmcore.testing`` (also offered to plugin authors)."""
