@@ -75,7 +75,7 @@ def _configure_database(app: Flask) -> None:
         url = "sqlite:///" + os.path.join(app.instance_path, "crm.sqlite")
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     options: dict[str, Any] = {}
     if url.startswith("postgresql"):
@@ -106,13 +106,17 @@ def _collect_definitions(app: Flask, state: CrmState) -> None:
     seen_fields: set[str] = set()
     for plugin, field_def in host.collect("register_custom_fields"):
         if field_def.key in seen_fields:
-            host.incident(plugin, "register_custom_fields", ValueError(f"field {field_def.key!r} is already defined"))
+            host.incident(
+                plugin, "register_custom_fields", ValueError(f"field {field_def.key!r} is already defined")
+            )
             continue
         seen_fields.add(field_def.key)
         state.plugin_fields.append(_with_source(field_def, plugin))
     for plugin, channel in host.collect("register_channels"):
         if channel.key in state.channels:
-            host.incident(plugin, "register_channels", ValueError(f"channel {channel.key!r} is already defined"))
+            host.incident(
+                plugin, "register_channels", ValueError(f"channel {channel.key!r} is already defined")
+            )
             continue
         state.channels[channel.key] = channel
     for plugin, migrations in host.collect("register_migrations"):
@@ -138,7 +142,9 @@ def _register_plugin_commands(app: Flask, host: PluginHost) -> None:
 
     for plugin, command in host.collect("register_commands"):
         if command.name in CORE_COMMANDS or command.name in app.cli.commands:
-            host.incident(plugin, "register_commands", ValueError(f"command name {command.name!r} is already taken"))
+            host.incident(
+                plugin, "register_commands", ValueError(f"command name {command.name!r} is already taken")
+            )
             continue
         app.cli.add_command(command)
 
@@ -149,5 +155,7 @@ def _persist_incident(app: Flask, incident: Incident) -> None:
     # A separate connection so the incident survives a rollback of the request's transaction.
     with app.app_context(), db.engine.begin() as connection:
         connection.execute(
-            PluginIncident.__table__.insert().values(plugin=incident.plugin, hook=incident.hook, error=incident.error)
+            PluginIncident.__table__.insert().values(
+                plugin=incident.plugin, hook=incident.hook, error=incident.error
+            )
         )

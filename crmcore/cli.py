@@ -22,8 +22,9 @@ def _factory(script_info: ScriptInfo | None = None) -> Any:
 
 class CrmGroup(FlaskGroup):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(create_app=_factory, add_default_commands=False, load_dotenv=False,
-                         set_debug_flag=False, **kwargs)
+        super().__init__(
+            create_app=_factory, add_default_commands=False, load_dotenv=False, set_debug_flag=False, **kwargs
+        )
         # Flask would also load every "flask.commands" entry point (Flask-Migrate's own ``db``
         # among them) over ours; crm owns its command names.
         self._loaded_plugin_commands = True

@@ -27,10 +27,33 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAGE_SIZE": 500,
     # Mail domains that do not identify an organisation: ignored by "related contacts".
     "PUBLIC_MAIL_DOMAINS": [
-        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.fr", "hotmail.com", "hotmail.fr",
-        "outlook.com", "outlook.fr", "live.com", "live.fr", "msn.com", "icloud.com", "me.com",
-        "aol.com", "gmx.com", "gmx.fr", "gmx.de", "web.de", "orange.fr", "wanadoo.fr", "free.fr",
-        "sfr.fr", "laposte.net", "protonmail.com", "proton.me", "mail.com", "yandex.ru",
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "yahoo.fr",
+        "hotmail.com",
+        "hotmail.fr",
+        "outlook.com",
+        "outlook.fr",
+        "live.com",
+        "live.fr",
+        "msn.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "gmx.com",
+        "gmx.fr",
+        "gmx.de",
+        "web.de",
+        "orange.fr",
+        "wanadoo.fr",
+        "free.fr",
+        "sfr.fr",
+        "laposte.net",
+        "protonmail.com",
+        "proton.me",
+        "mail.com",
+        "yandex.ru",
     ],
     "OPEN_API": False,
 }
@@ -86,8 +109,10 @@ def from_environment(environ: Mapping[str, str], defaults: Mapping[str, Any]) ->
     return values
 
 
-def build(overrides: Mapping[str, Any] | str | os.PathLike[str] | None = None,
-          environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def build(
+    overrides: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Return the merged configuration.
 
     ``overrides`` may be a mapping (applied last) or the path of a TOML file (used as the config file).

@@ -17,12 +17,30 @@ if TYPE_CHECKING:
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 FIELD_TYPES = (
-    "text", "long_text", "integer", "decimal", "date", "boolean",
-    "choice", "multi_choice", "url", "email", "phone",
+    "text",
+    "long_text",
+    "integer",
+    "decimal",
+    "date",
+    "boolean",
+    "choice",
+    "multi_choice",
+    "url",
+    "email",
+    "phone",
 )
 FieldType = Literal[
-    "text", "long_text", "integer", "decimal", "date", "boolean",
-    "choice", "multi_choice", "url", "email", "phone",
+    "text",
+    "long_text",
+    "integer",
+    "decimal",
+    "date",
+    "boolean",
+    "choice",
+    "multi_choice",
+    "url",
+    "email",
+    "phone",
 ]
 ContactKind = Literal["person", "organization"]
 
@@ -126,7 +144,9 @@ class FieldDef:
         _check_key("field", self.key)
         _check_label("field", self.key, self.label)
         if self.type not in FIELD_TYPES:
-            raise ContributionError(f"field {self.key!r}: type {self.type!r} is not one of {', '.join(FIELD_TYPES)}")
+            raise ContributionError(
+                f"field {self.key!r}: type {self.type!r} is not one of {', '.join(FIELD_TYPES)}"
+            )
         if not self.kinds or any(kind not in ("person", "organization") for kind in self.kinds):
             raise ContributionError(f"field {self.key!r}: kinds must be person and/or organization")
         if self.type in ("choice", "multi_choice") and not self.choices:

@@ -10,6 +10,7 @@ from typing import Any
 
 import flask_migrate
 from alembic import context
+
 from crmcore.app import CORE_MIGRATIONS
 from crmcore.extensions import db
 from crmcore.state import crm_state
@@ -32,7 +33,8 @@ def histories() -> list[tuple[str, str, list[str]]]:
 def upgrade_all() -> None:
     """Apply every pending migration: core first, then each enabled plugin. Idempotent."""
     for _name, directory, x_arg in histories():
-        flask_migrate.upgrade(directory=directory, x_arg=x_arg)
+        # "heads": independent branches (features developed in parallel) all get applied.
+        flask_migrate.upgrade(directory=directory, revision="heads", x_arg=x_arg)
 
 
 def plugin_history(plugin: str) -> tuple[str, list[str]]:

@@ -125,12 +125,16 @@ class PluginHost:
         disabled = set(disabled_builtins)
         for builtin in BUILTINS:
             if builtin.name in disabled and not builtin.essential:
-                self.records[builtin.name] = PluginRecord(builtin.name, core_version, "disabled", builtin=True)
+                self.records[builtin.name] = PluginRecord(
+                    builtin.name, core_version, "disabled", builtin=True
+                )
                 continue
             try:
                 module = importlib.import_module(builtin.module)
             except Exception as exc:  # a broken built-in is a bug: always fatal
-                raise PluginError(f"built-in plugin {builtin.name} failed to import: {_describe(exc)}") from exc
+                raise PluginError(
+                    f"built-in plugin {builtin.name} failed to import: {_describe(exc)}"
+                ) from exc
             self._register(builtin.name, module, core_version, builtin=True, distribution="crmcore")
 
         installed = {ep.name: ep for ep in ExtensionManager(ENTRY_POINT_GROUP).list_entry_points()}
@@ -171,16 +175,29 @@ class PluginHost:
         version, distribution = self._dist_of(entry_point.name)
         self._fail(entry_point.name, version, distribution, f"import failed: {_describe(exc)}", exc)
 
-    def _fail(self, name: str, version: str | None, distribution: str | None, error: str,
-              exc: BaseException | None = None) -> None:
-        log.error("plugin %s failed: %s", name, error,
-                  exc_info=(type(exc), exc, exc.__traceback__) if exc else None)
+    def _fail(
+        self,
+        name: str,
+        version: str | None,
+        distribution: str | None,
+        error: str,
+        exc: BaseException | None = None,
+    ) -> None:
+        log.error(
+            "plugin %s failed: %s", name, error, exc_info=(type(exc), exc, exc.__traceback__) if exc else None
+        )
         self.records[name] = PluginRecord(name, version, "failed", error=error, distribution=distribution)
         if self.strict:
             raise PluginError(f"plugin {name}: {error}")
 
-    def _register(self, name: str, plugin: ModuleType | object, version: str | None, builtin: bool = False,
-                  distribution: str | None = None) -> None:
+    def _register(
+        self,
+        name: str,
+        plugin: ModuleType | object,
+        version: str | None,
+        builtin: bool = False,
+        distribution: str | None = None,
+    ) -> None:
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:
@@ -203,7 +220,9 @@ class PluginHost:
         if plugin is not None:
             self.pm.unregister(plugin)
         record = self.records.get(name)
-        self._fail(name, record.version if record else None, record.distribution if record else None, error, exc)
+        self._fail(
+            name, record.version if record else None, record.distribution if record else None, error, exc
+        )
 
     # -- calling --------------------------------------------------------------------------------
 
@@ -230,8 +249,11 @@ class PluginHost:
                 continue
             for item in produced:
                 if expected is not None and not isinstance(item, expected):
-                    self.incident(impl.plugin_name, hook_name,
-                                  TypeError(f"returned {type(item).__name__}, expected {_type_names(expected)}"))
+                    self.incident(
+                        impl.plugin_name,
+                        hook_name,
+                        TypeError(f"returned {type(item).__name__}, expected {_type_names(expected)}"),
+                    )
                     continue
                 results.append((impl.plugin_name, item))
         return results
@@ -246,8 +268,13 @@ class PluginHost:
                 self.mark_failed(impl.plugin_name, f"{hook_name} failed: {_describe(exc)}", exc)
 
     def incident(self, plugin: str, hook: str, exc: BaseException) -> None:
-        log.error("plugin %s: hook %s failed: %s", plugin, hook, _describe(exc),
-                  exc_info=(type(exc), exc, exc.__traceback__))
+        log.error(
+            "plugin %s: hook %s failed: %s",
+            plugin,
+            hook,
+            _describe(exc),
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
         entry = Incident(plugin, hook, _describe(exc), datetime.now(UTC).isoformat(timespec="seconds"))
         record = self.records.get(plugin)
         if record is not None:
@@ -265,7 +292,10 @@ class PluginHost:
         return [name for name, record in self.records.items() if record.status == "loaded"]
 
     def report(self) -> list[dict[str, Any]]:
-        return [record.to_dict() for record in sorted(self.records.values(), key=lambda r: (not r.builtin, r.name))]
+        return [
+            record.to_dict()
+            for record in sorted(self.records.values(), key=lambda r: (not r.builtin, r.name))
+        ]
 
 
 def _type_names(expected: type | tuple[type, ...]) -> str:

@@ -25,7 +25,9 @@ _CORE_VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 def _reset_postgresql(url: str) -> None:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    engine = create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
     try:
         with engine.connect() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE"))
@@ -58,7 +60,9 @@ def crm_migrated(crm_database_url: str) -> list[str]:
     app = create_app(_base_config(crm_database_url))
     with app.app_context():
         upgrade_all()
-        tables = [name for name in inspect(db.engine).get_table_names() if not name.endswith("alembic_version")]
+        tables = [
+            name for name in inspect(db.engine).get_table_names() if not name.endswith("alembic_version")
+        ]
         db.engine.dispose()
     return tables
 
@@ -71,7 +75,9 @@ def _empty_database(app: Any, tables: list[str]) -> None:
         db.session.remove()
         with db.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+                connection.execute(
+                    text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+                )
             else:
                 connection.execute(text("PRAGMA foreign_keys=OFF"))
                 for table in tables:

@@ -8,7 +8,8 @@ from flask import Blueprint, Flask, jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.routing import BaseConverter, ValidationError as RoutingValidationError
+from werkzeug.routing import BaseConverter
+from werkzeug.routing import ValidationError as RoutingValidationError
 
 from crmcore.errors import CrmError
 
@@ -65,7 +66,8 @@ class CrmApi(Api):
             payload["errors"] = errors
             payload["message"] = "invalid " + ", ".join(
                 "body" if location == "json" else "query arguments" if location == "query" else location
-                for location in messages)
+                for location in messages
+            )
         else:
             payload["message"] = data.get("message") or error.description
         headers = data.get("headers") or {}
@@ -73,7 +75,11 @@ class CrmApi(Api):
 
 
 def crm_error_response(error: CrmError) -> Any:
-    payload = {"code": error.status, "status": HTTP_STATUS_CODES.get(error.status, "Error"), **error.to_dict()}
+    payload = {
+        "code": error.status,
+        "status": HTTP_STATUS_CODES.get(error.status, "Error"),
+        **error.to_dict(),
+    }
     return jsonify(payload), error.status
 
 
@@ -87,21 +93,38 @@ def init_api(app: Flask) -> None:
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
     # Swagger UI from the swagger-ui-bundle package, served by us: no CDN.
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/docs/static/")
-    app.config.setdefault("API_SPEC_OPTIONS", {
-        "info": {"description": "crmcore REST API. Errors are JSON: {code, status, message, errors: {field: [why]}}."},
-    })
+    app.config.setdefault(
+        "API_SPEC_OPTIONS",
+        {
+            "info": {
+                "description": "crmcore REST API. Errors are JSON: {code, status, message, errors: {field: [why]}}."
+            },
+        },
+    )
     api = CrmApi(app)
     app.extensions["crm_api"] = api
 
     import swagger_ui_bundle
 
-    app.register_blueprint(Blueprint("swagger_ui_static", __name__, static_folder=swagger_ui_bundle.swagger_ui_path,
-                                     static_url_path="/api/docs/static"))
+    app.register_blueprint(
+        Blueprint(
+            "swagger_ui_static",
+            __name__,
+            static_folder=swagger_ui_bundle.swagger_ui_path,
+            static_url_path="/api/docs/static",
+        )
+    )
 
     from crmcore.api import admin, contacts, system
 
-    for blueprint in (contacts.blp, contacts.sub_blp, admin.tags_blp, admin.fields_blp, admin.lookups_blp,
-                      system.blp):
+    for blueprint in (
+        contacts.blp,
+        contacts.sub_blp,
+        admin.tags_blp,
+        admin.fields_blp,
+        admin.lookups_blp,
+        system.blp,
+    ):
         api.register_blueprint(blueprint)
 
     @app.errorhandler(CrmError)

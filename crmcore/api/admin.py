@@ -20,10 +20,18 @@ from crmcore.errors import NotFound
 from crmcore.services import fields, lookups, tags
 
 tags_blp = Blueprint("tags", __name__, url_prefix="/api/v1/tags", description="Tags: create, rename, merge")
-fields_blp = Blueprint("custom_fields", __name__, url_prefix="/api/v1/custom-fields",
-                       description="Custom field definitions (admin-defined and plugin-defined)")
-lookups_blp = Blueprint("lookups", __name__, url_prefix="/api/v1",
-                        description="Configurable lists: roles, phone types, origins, salutations")
+fields_blp = Blueprint(
+    "custom_fields",
+    __name__,
+    url_prefix="/api/v1/custom-fields",
+    description="Custom field definitions (admin-defined and plugin-defined)",
+)
+lookups_blp = Blueprint(
+    "lookups",
+    __name__,
+    url_prefix="/api/v1",
+    description="Configurable lists: roles, phone types, origins, salutations",
+)
 
 
 def _tag(tag: Any, count: int | None = None) -> dict[str, Any]:
@@ -102,8 +110,13 @@ class CustomFieldItem(MethodView):
 
 
 def _lookup(value: Any) -> dict[str, Any]:
-    return {"key": value.key, "label_en": value.label_en, "label_fr": value.label_fr,
-            "position": value.position, "builtin": value.builtin}
+    return {
+        "key": value.key,
+        "label_en": value.label_en,
+        "label_fr": value.label_fr,
+        "position": value.position,
+        "builtin": value.builtin,
+    }
 
 
 def _register_list(path: str, list_name: str) -> None:
@@ -117,15 +130,21 @@ def _register_list(path: str, list_name: str) -> None:
         @lookups_blp.arguments(LookupSchema)
         @lookups_blp.response(201, LookupSchema)
         def post(self, data: dict[str, Any]) -> Any:
-            return _lookup(lookups.create(list_name, data["label_en"], data.get("label_fr"), data.get("key"),
-                                          data.get("position")))
+            return _lookup(
+                lookups.create(
+                    list_name, data["label_en"], data.get("label_fr"), data.get("key"), data.get("position")
+                )
+            )
 
     class Item(MethodView):
         @lookups_blp.arguments(LookupPatchSchema)
         @lookups_blp.response(200, LookupSchema)
         def patch(self, data: dict[str, Any], key: str) -> Any:
-            return _lookup(lookups.update(list_name, key, data.get("label_en"), data.get("label_fr"),
-                                          data.get("position")))
+            return _lookup(
+                lookups.update(
+                    list_name, key, data.get("label_en"), data.get("label_fr"), data.get("position")
+                )
+            )
 
         @lookups_blp.response(204)
         def delete(self, key: str) -> None:
@@ -138,6 +157,10 @@ def _register_list(path: str, list_name: str) -> None:
     lookups_blp.route(f"/{path}/<string:key>", endpoint=f"{list_name}_item")(Item)
 
 
-for _path, _list in (("roles", "role"), ("phone-types", "phone_type"), ("origins", "origin"),
-                     ("salutations", "salutation")):
+for _path, _list in (
+    ("roles", "role"),
+    ("phone-types", "phone_type"),
+    ("origins", "origin"),
+    ("salutations", "salutation"),
+):
     _register_list(_path, _list)

@@ -26,9 +26,15 @@ from crmcore.services import history, notes, photos
 from crmcore.services.contact_query import list_contacts, related_contacts
 from crmcore.services.serialize import contact_to_dict
 
-blp = Blueprint("contacts", __name__, url_prefix="/api/v1/contacts", description="Contacts: people and organizations")
-sub_blp = Blueprint("contact_records", __name__, url_prefix="/api/v1/contacts",
-                    description="What hangs off a contact: history, notes, warnings, photo, related contacts")
+blp = Blueprint(
+    "contacts", __name__, url_prefix="/api/v1/contacts", description="Contacts: people and organizations"
+)
+sub_blp = Blueprint(
+    "contact_records",
+    __name__,
+    url_prefix="/api/v1/contacts",
+    description="What hangs off a contact: history, notes, warnings, photo, related contacts",
+)
 
 SOURCE = "api"
 
@@ -46,7 +52,9 @@ def _if_match() -> int | None:
     try:
         return int(value.strip('"'))
     except ValueError:
-        raise PreconditionFailed(f"If-Match must be the ETag of the contact (e.g. \"3\"), got {header!r}") from None
+        raise PreconditionFailed(
+            f'If-Match must be the ETag of the contact (e.g. "3"), got {header!r}'
+        ) from None
 
 
 def _with_etag(contact: Any, status: int = 200) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -54,7 +62,7 @@ def _with_etag(contact: Any, status: int = 200) -> tuple[dict[str, Any], int, di
 
 
 def _custom_filters() -> dict[str, str]:
-    return {key[len("custom."):]: value for key, value in request.args.items() if key.startswith("custom.")}
+    return {key[len("custom.") :]: value for key, value in request.args.items() if key.startswith("custom.")}
 
 
 @blp.route("")
@@ -67,8 +75,11 @@ class Contacts(MethodView):
         Pagination is by cursor: pass ``next_cursor`` back as ``cursor`` for the next page.
         """
         page = list_contacts(request_user(), custom=_custom_filters(), **args)
-        return {"items": [contact_to_dict(c) for c in page.items], "next_cursor": page.next_cursor,
-                "limit": page.limit}
+        return {
+            "items": [contact_to_dict(c) for c in page.items],
+            "next_cursor": page.next_cursor,
+            "limit": page.limit,
+        }
 
     @blp.arguments(ContactSchema)
     @blp.response(201, ContactSchema)
@@ -119,7 +130,9 @@ def restore(contact_id: int) -> Any:
 def force_status(data: dict[str, Any], contact_id: int) -> Any:
     """Force the status (prospect, customer, user) and/or the supplier flag."""
     contact = svc.get_contact(contact_id, request_user(), "write")
-    return _with_etag(svc.set_status(contact, data.get("status"), data.get("is_supplier"), request_user(), SOURCE))
+    return _with_etag(
+        svc.set_status(contact, data.get("status"), data.get("is_supplier"), request_user(), SOURCE)
+    )
 
 
 @blp.route("/<id:contact_id>/addresses/copy", methods=["POST"])
@@ -168,7 +181,9 @@ class Notes(MethodView):
     @sub_blp.response(201, NoteSchema)
     def post(self, data: dict[str, Any], contact_id: int) -> Any:
         """Add a note (``internal`` by default; ``customer`` notes are printed on documents)."""
-        return notes.note_to_dict(notes.add_note(contact_id, data["body"], data["kind"], request_user(), SOURCE))
+        return notes.note_to_dict(
+            notes.add_note(contact_id, data["body"], data["kind"], request_user(), SOURCE)
+        )
 
 
 @sub_blp.route("/<id:contact_id>/notes/<id:note_id>")
@@ -176,7 +191,9 @@ class NoteItem(MethodView):
     @sub_blp.arguments(NotePatchSchema)
     @sub_blp.response(200, NoteSchema)
     def patch(self, data: dict[str, Any], contact_id: int, note_id: int) -> Any:
-        note = notes.update_note(contact_id, note_id, data.get("body"), data.get("kind"), request_user(), SOURCE)
+        note = notes.update_note(
+            contact_id, note_id, data.get("body"), data.get("kind"), request_user(), SOURCE
+        )
         return notes.note_to_dict(note)
 
     @sub_blp.response(204)
@@ -211,8 +228,9 @@ class Photo(MethodView):
         photo = photos.get_photo(contact_id, request_user())
         if photo is None:
             raise NotFound(f"contact {contact_id} has no photo")
-        return Response(photo.data, mimetype=photo.content_type,
-                        headers={"Cache-Control": "private, max-age=60"})
+        return Response(
+            photo.data, mimetype=photo.content_type, headers={"Cache-Control": "private, max-age=60"}
+        )
 
     @sub_blp.response(204)
     def put(self, contact_id: int) -> None:
@@ -226,3 +244,50 @@ class Photo(MethodView):
     @sub_blp.response(204)
     def delete(self, contact_id: int) -> None:
         photos.delete_photo(contact_id, request_user(), SOURCE)
+
+
+@sub_blp.route("/<id:contact_id>/tabs")
+@sub_blp.response(200)
+def tabs(contact_id: int) -> Any:
+    """Tabs contributed by plugins (built-ins included) for this contact, rendered as HTML.
+
+    ``?lang=fr`` picks the label language. A tab whose plugin fails has ``error`` set.
+    """
+    from crmcore.services.contributions import render_tabs
+
+    contact = svc.get_contact(contact_id, request_user())
+    return [
+        {
+            "key": t.key,
+            "label": t.label,
+            "plugin": t.plugin,
+            "order": t.order,
+            "count": t.count,
+            "html": str(t.html),
+            "error": t.error,
+        }
+        for t in render_tabs(contact, request_user(), request.args.get("lang"))
+    ]
+
+
+@sub_blp.route("/<id:contact_id>/actions")
+@sub_blp.response(200)
+def actions(contact_id: int) -> Any:
+    """Entries of the contact's action menu contributed by plugins."""
+    from crmcore.contributions import localize
+    from crmcore.services.contributions import contact_actions
+
+    contact = svc.get_contact(contact_id, request_user())
+    lang = request.args.get("lang")
+    return [
+        {
+            "key": a.key,
+            "label": localize(a.label, lang),
+            "url": a.url,
+            "method": a.method,
+            "icon": a.icon,
+            "plugin": plugin,
+            "order": a.order,
+        }
+        for plugin, a in contact_actions(contact, request_user())
+    ]

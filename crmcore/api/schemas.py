@@ -16,6 +16,18 @@ def Text(max_length: int, **kw: Any) -> fields.String:  # noqa: N802 - reads lik
     return fields.String(validate=validate.Length(max=max_length), **kw)
 
 
+class IsoDate(fields.Date):
+    """A date; values already in ISO form (the services' JSON shape) are dumped as they are."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return value if isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
+
+
+class IsoDateTime(fields.DateTime):
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return value if isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
+
+
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -67,7 +79,7 @@ class ContactSchema(StrictSchema):
     display_name = fields.String(dump_only=True)
     job_title = Text(200, allow_none=True)
     department = Text(200, allow_none=True)
-    birthday = fields.Date(allow_none=True)
+    birthday = IsoDate(allow_none=True)
     origin = Text(60, allow_none=True)
     description = Text(20000, allow_none=True)
     website = Text(500, allow_none=True)
@@ -84,17 +96,23 @@ class ContactSchema(StrictSchema):
     role = Text(60, allow_none=True)
     reports_to_id = Id(allow_none=True)
     tags = fields.List(Text(80), validate=validate.Length(max=100))
-    custom = fields.Dict(keys=Text(63), values=fields.Raw(allow_none=True),
-                         metadata={"description": "Custom fields by key; see GET /api/v1/custom-fields"})
+    custom = fields.Dict(
+        keys=Text(63),
+        values=fields.Raw(allow_none=True),
+        metadata={"description": "Custom fields by key; see GET /api/v1/custom-fields"},
+    )
     owners = fields.List(Id(), validate=validate.Length(max=50))
     team_id = Id(allow_none=True)
     visibility = fields.String(validate=validate.OneOf(("private", "public_read", "public_write")))
     do_not_email = fields.Boolean()
     notify_owners = fields.Boolean()
-    version = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_INT),
-                             metadata={"description": "Send back the version you read: an old one gets 409"})
-    created_at = fields.DateTime(dump_only=True)
-    updated_at = fields.DateTime(dump_only=True)
+    version = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_INT),
+        metadata={"description": "Send back the version you read: an old one gets 409"},
+    )
+    created_at = IsoDateTime(dump_only=True)
+    updated_at = IsoDateTime(dump_only=True)
 
     @pre_load
     def drop_read_only(self, data: Any, **_: Any) -> Any:
@@ -122,8 +140,12 @@ class ContactListArgs(Schema):
     organization_id = Id()
     updated_since = fields.AwareDateTime(default_timezone=None)
     deleted = fields.Boolean(load_default=False)
-    sort = fields.String(load_default="name", validate=validate.OneOf(
-        ("name", "-name", "number", "-number", "created_at", "-created_at", "updated_at", "-updated_at")))
+    sort = fields.String(
+        load_default="name",
+        validate=validate.OneOf(
+            ("name", "-name", "number", "-number", "created_at", "-created_at", "updated_at", "-updated_at")
+        ),
+    )
     limit = fields.Integer(validate=validate.Range(min=1, max=500))
     cursor = Text(500)
 
@@ -188,8 +210,10 @@ class CustomFieldSchema(StrictSchema):
     label_en = Text(120, required=True)
     label_fr = Text(120)
     type = fields.String(required=True)
-    kinds = fields.List(fields.String(validate=validate.OneOf(("person", "organization"))),
-                        validate=validate.Length(min=1, max=2))
+    kinds = fields.List(
+        fields.String(validate=validate.OneOf(("person", "organization"))),
+        validate=validate.Length(min=1, max=2),
+    )
     required = fields.Boolean()
     choices = fields.List(Text(120), validate=validate.Length(max=200))
     max_length = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=20000))

@@ -65,9 +65,13 @@ class Contact(db.Model):
     is_supplier: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Set when a user forced the status; automatic changes (``set_status(..., automatic=True)``) then leave it alone.
     status_forced: Mapped[bool] = mapped_column(Boolean, default=False)
-    organization_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
     role: Mapped[str | None] = mapped_column(String(60))
-    reports_to_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    reports_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
     custom: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     visibility: Mapped[str] = mapped_column(String(16), default="public_read")

@@ -74,11 +74,22 @@ def search_condition(q: str) -> ColumnElement[bool] | None:
     return and_(*conditions) if conditions else None
 
 
-def list_contacts(user: User | None = None, q: str | None = None, kind: str | None = None,
-                  status: str | None = None, tag: str | None = None, owner: int | None = None,
-                  updated_since: dt.datetime | None = None, custom: Mapping[str, Any] | None = None,
-                  organization_id: int | None = None, deleted: bool = False, sort: str = "name",
-                  limit: int | None = None, cursor: str | None = None, ids: list[int] | None = None) -> Page:
+def list_contacts(
+    user: User | None = None,
+    q: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    owner: int | None = None,
+    updated_since: dt.datetime | None = None,
+    custom: Mapping[str, Any] | None = None,
+    organization_id: int | None = None,
+    deleted: bool = False,
+    sort: str = "name",
+    limit: int | None = None,
+    cursor: str | None = None,
+    ids: list[int] | None = None,
+) -> Page:
     """One page of the contacts ``user`` may see, filtered and sorted, with the cursor of the next page."""
     config = current_app.config
     limit = limit or config["PAGE_SIZE"]
@@ -110,9 +121,17 @@ def list_contacts(user: User | None = None, q: str | None = None, kind: str | No
     return Page(rows, next_cursor, limit)
 
 
-def _filters(q: str | None, kind: str | None, status: str | None, tag: str | None, owner: int | None,
-             updated_since: dt.datetime | None, custom: Mapping[str, Any] | None,
-             organization_id: int | None, ids: list[int] | None) -> list[ColumnElement[bool]]:
+def _filters(
+    q: str | None,
+    kind: str | None,
+    status: str | None,
+    tag: str | None,
+    owner: int | None,
+    updated_since: dt.datetime | None,
+    custom: Mapping[str, Any] | None,
+    organization_id: int | None,
+    ids: list[int] | None,
+) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if q:
         condition = search_condition(q)
@@ -130,12 +149,21 @@ def _filters(q: str | None, kind: str | None, status: str | None, tag: str | Non
         else:
             raise ValidationError({"status": [f"must be one of: {', '.join((*STATUSES, 'supplier'))}"]})
     if tag:
-        conditions.append(exists(
-            select(contact_tags.c.contact_id).join(Tag, Tag.id == contact_tags.c.tag_id)
-            .where(contact_tags.c.contact_id == Contact.id, Tag.key == tag_key(tag))))
+        conditions.append(
+            exists(
+                select(contact_tags.c.contact_id)
+                .join(Tag, Tag.id == contact_tags.c.tag_id)
+                .where(contact_tags.c.contact_id == Contact.id, Tag.key == tag_key(tag))
+            )
+        )
     if owner is not None:
-        conditions.append(exists(select(contact_owners.c.contact_id).where(
-            contact_owners.c.contact_id == Contact.id, contact_owners.c.user_id == owner)))
+        conditions.append(
+            exists(
+                select(contact_owners.c.contact_id).where(
+                    contact_owners.c.contact_id == Contact.id, contact_owners.c.user_id == owner
+                )
+            )
+        )
     if updated_since is not None:
         conditions.append(Contact.updated_at >= updated_since)
     if organization_id is not None:
@@ -181,8 +209,12 @@ def related_contacts(contact: Contact, user: User | None = None, limit: int = 10
     sharing = select(ContactEmail.contact_id).where(ContactEmail.domain.in_(domains))
     query = (
         select(Contact)
-        .where(Contact.id.in_(sharing), Contact.id != contact.id, Contact.deleted_at.is_(None),
-               access.visible_filter(user))
+        .where(
+            Contact.id.in_(sharing),
+            Contact.id != contact.id,
+            Contact.deleted_at.is_(None),
+            access.visible_filter(user),
+        )
         .order_by(Contact.sort_key, Contact.id)
         .limit(limit)
         .options(*EAGER)

@@ -24,7 +24,6 @@ from crmcore.models import (
     ContactEmail,
     ContactPhone,
     ContactWarning,
-    Tag,
     Team,
     User,
     utcnow,
@@ -35,9 +34,9 @@ from crmcore.services.numbering import next_contact_number
 from crmcore.services.phones import InvalidPhone, to_e164
 from crmcore.services.serialize import READ_ONLY, audited_state, contact_to_dict
 from crmcore.services.tags import resolve_tags
+from crmcore.services.territories import is_country, is_language
 from crmcore.services.text import fold
 from crmcore.services.transactions import transaction
-from crmcore.services.territories import is_country, is_language
 from crmcore.state import plugin_host
 
 KINDS = ("person", "organization")
@@ -50,21 +49,34 @@ _SOCIAL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 
 #: Text fields and their maximum length (the schema enforces the same limits).
 TEXT_FIELDS = {
-    "salutation": 40, "first_name": 200, "last_name": 200, "name": 300, "job_title": 200,
-    "department": 200, "origin": 60, "description": 20000, "website": 500, "external_id": 255, "role": 60,
+    "salutation": 40,
+    "first_name": 200,
+    "last_name": 200,
+    "name": 300,
+    "job_title": 200,
+    "department": 200,
+    "origin": 60,
+    "description": 20000,
+    "website": 500,
+    "external_id": 255,
+    "role": 60,
 }
 
 EAGER = (
-    selectinload(Contact.emails), selectinload(Contact.phones), selectinload(Contact.addresses),
-    selectinload(Contact.tags), selectinload(Contact.owners),
+    selectinload(Contact.emails),
+    selectinload(Contact.phones),
+    selectinload(Contact.addresses),
+    selectinload(Contact.tags),
+    selectinload(Contact.owners),
 )
 
 
 # -- reading ---------------------------------------------------------------------------------------
 
 
-def get_contact(contact_id: int, user: User | None = None, mode: access.Mode = "read",
-                include_deleted: bool = False) -> Contact:
+def get_contact(
+    contact_id: int, user: User | None = None, mode: access.Mode = "read", include_deleted: bool = False
+) -> Contact:
     """The contact ``contact_id`` if ``user`` may read (or write) it; NotFound otherwise."""
     contact = db.session.get(Contact, contact_id, options=EAGER) if isinstance(contact_id, int) else None
     if contact is None or (contact.deleted_at is not None and not include_deleted):
@@ -80,12 +92,15 @@ def ensure_not_blocked(contact: Contact, purpose: str) -> None:
     messages for a contact; ``purpose`` (e.g. "create an invoice") appears in the message.
     """
     blocking = db.session.scalars(
-        select(ContactWarning.message).where(ContactWarning.contact_id == contact.id, ContactWarning.level == "blocking")
+        select(ContactWarning.message).where(
+            ContactWarning.contact_id == contact.id, ContactWarning.level == "blocking"
+        )
     ).all()
     if blocking:
         raise BlockedContact(
             f"cannot {purpose} for {contact.display_name}: {'; '.join(blocking)}",
-            contact_id=contact.id, warnings=list(blocking),
+            contact_id=contact.id,
+            warnings=list(blocking),
         )
 
 
@@ -163,8 +178,13 @@ class _Cleaner:
         out["tags"] = self._tags(s.get("tags") or [])
         out["owners"] = self._owners(s.get("owners") or [])
         out["team_id"] = self._team(s.get("team_id"))
-        out["custom"] = clean_custom(kind, dict(self.contact.custom or {}) if self.contact else {},
-                                     s.get("custom_changes"), self.errors, self.fields)
+        out["custom"] = clean_custom(
+            kind,
+            dict(self.contact.custom or {}) if self.contact else {},
+            s.get("custom_changes"),
+            self.errors,
+            self.fields,
+        )
         return out
 
     def _lookup(self, out: dict[str, Any], field: str, list_name: str) -> None:
@@ -258,8 +278,14 @@ class _Cleaner:
             label = item.get("label") or "work"
             if label not in EMAIL_LABELS:
                 self.error(f"{where}.label", f"must be one of: {', '.join(EMAIL_LABELS)}")
-            out.append({"address": address, "label": label, "primary": bool(item.get("primary")),
-                        "accepts_email": bool(item.get("accepts_email"))})
+            out.append(
+                {
+                    "address": address,
+                    "label": label,
+                    "primary": bool(item.get("primary")),
+                    "accepts_email": bool(item.get("accepts_email")),
+                }
+            )
         primaries = [e for e in out if e["primary"]]
         if len(primaries) > 1:
             self.error("emails", "only one email can be primary")
@@ -288,9 +314,17 @@ class _Cleaner:
             seen.add(e164)
             phone_type = item.get("type") or "mobile"
             if phone_type not in types:
-                self.error(f"{where}.type", f"{phone_type!r} is not a phone type (known: {', '.join(sorted(types))})")
-            out.append({"number": number, "e164": e164, "type": phone_type,
-                        **{flag: bool(item.get(flag)) for flag in history.CONSENT_FLAGS}})
+                self.error(
+                    f"{where}.type", f"{phone_type!r} is not a phone type (known: {', '.join(sorted(types))})"
+                )
+            out.append(
+                {
+                    "number": number,
+                    "e164": e164,
+                    "type": phone_type,
+                    **{flag: bool(item.get(flag)) for flag in history.CONSENT_FLAGS},
+                }
+            )
         return out
 
     def _addresses(self, items: list[Any]) -> list[dict[str, Any]]:
@@ -301,8 +335,13 @@ class _Cleaner:
             if kind not in ADDRESS_KINDS:
                 self.error(f"{where}.kind", f"must be one of: {', '.join(ADDRESS_KINDS)}")
             address = {"kind": kind}
-            for part, limit in (("street", 300), ("street2", 300), ("postal_code", 20), ("city", 120),
-                                ("region", 120)):
+            for part, limit in (
+                ("street", 300),
+                ("street2", 300),
+                ("postal_code", 20),
+                ("city", 120),
+                ("region", 120),
+            ):
                 value = _text(item.get(part))
                 if value and len(value) > limit:
                     self.error(f"{where}.{part}", f"must be at most {limit} characters")
@@ -387,8 +426,9 @@ class _Cleaner:
         return team_id
 
 
-def _validate(state: dict[str, Any], contact: Contact | None, user: User | None,
-              fields: dict[str, FieldDef] | None) -> dict[str, Any]:
+def _validate(
+    state: dict[str, Any], contact: Contact | None, user: User | None, fields: dict[str, FieldDef] | None
+) -> dict[str, Any]:
     cleaner = _Cleaner(state, contact, fields if fields is not None else all_fields())
     clean = cleaner.clean()
     errors = cleaner.errors
@@ -409,7 +449,9 @@ def _validate(state: dict[str, Any], contact: Contact | None, user: User | None,
 # -- writing ---------------------------------------------------------------------------------------
 
 
-def _sync_children(existing: list[Any], wanted: list[dict[str, Any]], model: type, keys: tuple[str, ...]) -> list[Any]:
+def _sync_children(
+    existing: list[Any], wanted: list[dict[str, Any]], model: type, keys: tuple[str, ...]
+) -> list[Any]:
     """Update child rows in place by position, add or drop the rest (keeps row ids stable)."""
     result = []
     for position, values in enumerate(wanted):
@@ -422,27 +464,56 @@ def _sync_children(existing: list[Any], wanted: list[dict[str, Any]], model: typ
 
 
 def _apply(contact: Contact, clean: dict[str, Any]) -> None:
-    for field in ("kind", *TEXT_FIELDS, "birthday", "social", "language", "country", "status", "is_supplier",
-                  "visibility", "do_not_email", "notify_owners", "organization_id", "reports_to_id", "team_id",
-                  "custom"):
+    for field in (
+        "kind",
+        *TEXT_FIELDS,
+        "birthday",
+        "social",
+        "language",
+        "country",
+        "status",
+        "is_supplier",
+        "visibility",
+        "do_not_email",
+        "notify_owners",
+        "organization_id",
+        "reports_to_id",
+        "team_id",
+        "custom",
+    ):
         setattr(contact, field, clean[field])
-    emails = [{**e, "address_key": e["address"].lower(), "domain": e["address"].rsplit("@", 1)[1].lower()}
-              for e in clean["emails"]]
-    contact.emails = _sync_children(list(contact.emails), emails, ContactEmail,
-                                    ("address", "address_key", "domain", "label", "primary", "accepts_email"))
-    contact.phones = _sync_children(list(contact.phones), clean["phones"], ContactPhone,
-                                    ("number", "e164", "type", *history.CONSENT_FLAGS))
-    contact.addresses = _sync_children(list(contact.addresses), clean["addresses"], ContactAddress,
-                                       ("kind", "street", "street2", "postal_code", "city", "region", "country"))
+    emails = [
+        {**e, "address_key": e["address"].lower(), "domain": e["address"].rsplit("@", 1)[1].lower()}
+        for e in clean["emails"]
+    ]
+    contact.emails = _sync_children(
+        list(contact.emails),
+        emails,
+        ContactEmail,
+        ("address", "address_key", "domain", "label", "primary", "accepts_email"),
+    )
+    contact.phones = _sync_children(
+        list(contact.phones),
+        clean["phones"],
+        ContactPhone,
+        ("number", "e164", "type", *history.CONSENT_FLAGS),
+    )
+    contact.addresses = _sync_children(
+        list(contact.addresses),
+        clean["addresses"],
+        ContactAddress,
+        ("kind", "street", "street2", "postal_code", "city", "region", "country"),
+    )
     contact.tags = resolve_tags(clean["tags"])
-    contact.owners = list(db.session.scalars(select(User).where(User.id.in_(clean["owners"])))) if clean["owners"] else []
+    contact.owners = (
+        list(db.session.scalars(select(User).where(User.id.in_(clean["owners"])))) if clean["owners"] else []
+    )
     if contact.kind == "person":
         contact.display_name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
         contact.sort_key = fold(" ".join(p for p in (contact.last_name, contact.first_name) if p))[:400]
     else:
         contact.display_name = contact.name or ""
         contact.sort_key = fold(contact.name)[:400]
-    contact.updated_at = utcnow()
 
 
 def _state_from_input(data: Mapping[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -457,16 +528,27 @@ def _state_from_input(data: Mapping[str, Any], base: dict[str, Any] | None = Non
     return state
 
 
-def create_contact(data: Mapping[str, Any], user: User | None = None, source: str = "api",
-                   fields: dict[str, FieldDef] | None = None, import_batch: str | None = None) -> Contact:
+def create_contact(
+    data: Mapping[str, Any],
+    user: User | None = None,
+    source: str = "api",
+    fields: dict[str, FieldDef] | None = None,
+    import_batch: str | None = None,
+) -> Contact:
     """Create a contact from ``data`` in the API's JSON shape. Raises ValidationError naming each bad field."""
     state = _state_from_input(data)
     if "owners" not in data and user is not None:
         state["owners"] = [user.id]
     with transaction():
         clean = _validate(state, None, user, fields)
-        contact = Contact(number=next_contact_number(), created_by_id=user.id if user else None,
-                          import_batch=import_batch, custom={}, social={})
+        contact = Contact(
+            number=next_contact_number(),
+            created_by_id=user.id if user else None,
+            import_batch=import_batch,
+            custom={},
+            social={},
+            updated_at=utcnow(),
+        )
         _apply(contact, clean)
         db.session.add(contact)
         db.session.flush()
@@ -492,9 +574,15 @@ def check_version(contact: Contact, expected_version: int | None, header: bool =
     )
 
 
-def update_contact(contact_id: int, data: Mapping[str, Any], user: User | None = None, source: str = "api",
-                   expected_version: int | None = None, if_match: int | None = None,
-                   fields: dict[str, FieldDef] | None = None) -> Contact:
+def update_contact(
+    contact_id: int,
+    data: Mapping[str, Any],
+    user: User | None = None,
+    source: str = "api",
+    expected_version: int | None = None,
+    if_match: int | None = None,
+    fields: dict[str, FieldDef] | None = None,
+) -> Contact:
     """Change the fields present in ``data`` (lists such as emails are replaced whole; ``custom`` keys are
     merged, a null value removing one). ``expected_version``/``if_match`` guard against lost updates."""
     with transaction():
@@ -505,13 +593,14 @@ def update_contact(contact_id: int, data: Mapping[str, Any], user: User | None =
         old_name = contact.name
         state = _state_from_input(data, {k: v for k, v in before.items() if k != "custom"})
         clean = _validate(state, contact, user, fields)
-        _apply(contact, clean)
-        db.session.flush()
-        after = audited_state(contact)
+        with db.session.no_autoflush:
+            _apply(contact, clean)
+            after = audited_state(contact)
         changes = history.diff(before, after)
         if not changes:
-            db.session.expire(contact)  # nothing changed: no new version, no history
-            return get_contact(contact_id, user)
+            return contact  # nothing changed: no new version, no history
+        contact.updated_at = utcnow()
+        db.session.flush()
         history.record(contact, "update", user, source, changes)
         consents = history.consent_changes(before, after)
         if consents:
@@ -556,8 +645,14 @@ def restore_contact(contact_id: int, user: User | None = None, source: str = "ap
     return contact
 
 
-def set_status(contact: Contact, status: str | None = None, is_supplier: bool | None = None,
-               user: User | None = None, source: str = "system", automatic: bool = False) -> Contact:
+def set_status(
+    contact: Contact,
+    status: str | None = None,
+    is_supplier: bool | None = None,
+    user: User | None = None,
+    source: str = "system",
+    automatic: bool = False,
+) -> Contact:
     """Change a contact's status (prospect, customer, user) and/or supplier flag.
 
     Plugins call it with ``automatic=True`` (e.g. a validated quote turns a prospect into a
@@ -589,8 +684,9 @@ def set_status(contact: Contact, status: str | None = None, is_supplier: bool | 
 # -- warnings --------------------------------------------------------------------------------------
 
 
-def add_warning(contact_id: int, message: str, level: str = "info", user: User | None = None,
-                source: str = "api") -> ContactWarning:
+def add_warning(
+    contact_id: int, message: str, level: str = "info", user: User | None = None, source: str = "api"
+) -> ContactWarning:
     text = _text(message)
     errors: dict[str, list[str]] = {}
     if not text:
@@ -603,11 +699,14 @@ def add_warning(contact_id: int, message: str, level: str = "info", user: User |
         raise ValidationError(errors)
     with transaction():
         contact = get_contact(contact_id, user, "write")
-        warning = ContactWarning(contact_id=contact.id, level=level, message=text,
-                                 created_by_id=user.id if user else None)
+        warning = ContactWarning(
+            contact_id=contact.id, level=level, message=text, created_by_id=user.id if user else None
+        )
         db.session.add(warning)
         db.session.flush()
-        history.record(contact, "warning", user, source, {"warnings": (None, {"level": level, "message": text})})
+        history.record(
+            contact, "warning", user, source, {"warnings": (None, {"level": level, "message": text})}
+        )
     return warning
 
 
@@ -617,20 +716,32 @@ def remove_warning(contact_id: int, warning_id: int, user: User | None = None, s
         warning = db.session.get(ContactWarning, warning_id)
         if warning is None or warning.contact_id != contact.id:
             raise NotFound(f"warning {warning_id} not found on contact {contact_id}")
-        history.record(contact, "warning", user, source,
-                       {"warnings": ({"level": warning.level, "message": warning.message}, None)})
+        history.record(
+            contact,
+            "warning",
+            user,
+            source,
+            {"warnings": ({"level": warning.level, "message": warning.message}, None)},
+        )
         db.session.delete(warning)
 
 
 def warnings_of(contact: Contact) -> list[ContactWarning]:
-    return list(db.session.scalars(
-        select(ContactWarning).where(ContactWarning.contact_id == contact.id).order_by(ContactWarning.id)))
+    return list(
+        db.session.scalars(
+            select(ContactWarning).where(ContactWarning.contact_id == contact.id).order_by(ContactWarning.id)
+        )
+    )
 
 
-def copy_main_address(contact_id: int, to_kind: str, user: User | None = None, source: str = "api") -> Contact:
-    """"Copy from main": add (or overwrite) the ``to_kind`` address with the main address's parts."""
+def copy_main_address(
+    contact_id: int, to_kind: str, user: User | None = None, source: str = "api"
+) -> Contact:
+    """ "Copy from main": add (or overwrite) the ``to_kind`` address with the main address's parts."""
     if to_kind not in ADDRESS_KINDS or to_kind == "main":
-        raise ValidationError({"kind": [f"must be one of: {', '.join(k for k in ADDRESS_KINDS if k != 'main')}"]})
+        raise ValidationError(
+            {"kind": [f"must be one of: {', '.join(k for k in ADDRESS_KINDS if k != 'main')}"]}
+        )
     contact = get_contact(contact_id, user, "write")
     addresses = [a for a in contact_to_dict(contact)["addresses"]]
     main = next((a for a in addresses if a["kind"] == "main"), None)

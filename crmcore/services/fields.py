@@ -30,9 +30,16 @@ _FALSE = {"false", "0", "no", "non", "n", ""}
 
 def _from_row(row: CustomFieldDefinition) -> FieldDef:
     return FieldDef(
-        key=row.key, label={"en": row.label_en, "fr": row.label_fr}, type=row.type,  # type: ignore[arg-type]
-        kinds=tuple(row.kinds), required=row.required, choices=tuple(row.choices or ()),
-        help=row.help, max_length=row.max_length, order=row.position, source="admin",
+        key=row.key,
+        label={"en": row.label_en, "fr": row.label_fr},
+        type=row.type,  # type: ignore[arg-type]
+        kinds=tuple(row.kinds),
+        required=row.required,
+        choices=tuple(row.choices or ()),
+        help=row.help,
+        max_length=row.max_length,
+        order=row.position,
+        source="admin",
     )
 
 
@@ -128,8 +135,13 @@ def clean_value(field_def: FieldDef, value: Any) -> Any:
     raise ValueError(f"unsupported type {kind}")  # pragma: no cover - FieldDef validates types
 
 
-def clean_custom(kind: str, current: dict[str, Any], changes: dict[str, Any] | None,
-                 errors: dict[str, list[str]], fields: dict[str, FieldDef] | None = None) -> dict[str, Any]:
+def clean_custom(
+    kind: str,
+    current: dict[str, Any],
+    changes: dict[str, Any] | None,
+    errors: dict[str, list[str]],
+    fields: dict[str, FieldDef] | None = None,
+) -> dict[str, Any]:
     """Merge ``changes`` (None values remove a key) into ``current`` and validate the result for ``kind``."""
     fields = all_fields() if fields is None else fields
     result = dict(current)
@@ -163,9 +175,13 @@ def create_definition(data: dict[str, Any]) -> CustomFieldDefinition:
     label_en = data.get("label_en") or data.get("label") or ""
     try:
         field_def = FieldDef(
-            key=key, label=label_en or " ", type=data.get("type", "text"),
-            kinds=tuple(data.get("kinds") or ("person", "organization")), required=bool(data.get("required")),
-            choices=tuple(data.get("choices") or ()), max_length=data.get("max_length"),
+            key=key,
+            label=label_en or " ",
+            type=data.get("type", "text"),
+            kinds=tuple(data.get("kinds") or ("person", "organization")),
+            required=bool(data.get("required")),
+            choices=tuple(data.get("choices") or ()),
+            max_length=data.get("max_length"),
         )
     except ContributionError as exc:
         raise ValidationError({_field_of(str(exc)): [str(exc)]}) from None
@@ -175,9 +191,15 @@ def create_definition(data: dict[str, Any]) -> CustomFieldDefinition:
         if field_def.key in all_fields():
             raise Conflict(f"custom field {key!r} already exists", field="key")
         row = CustomFieldDefinition(
-            key=field_def.key, label_en=label_en.strip(), label_fr=(data.get("label_fr") or label_en).strip(),
-            type=field_def.type, kinds=list(field_def.kinds), required=field_def.required,
-            choices=list(field_def.choices), help=data.get("help"), max_length=field_def.max_length,
+            key=field_def.key,
+            label_en=label_en.strip(),
+            label_fr=(data.get("label_fr") or label_en).strip(),
+            type=field_def.type,
+            kinds=list(field_def.kinds),
+            required=field_def.required,
+            choices=list(field_def.choices),
+            help=data.get("help"),
+            max_length=field_def.max_length,
             position=data.get("position") or 100,
         )
         db.session.add(row)
@@ -204,15 +226,24 @@ def update_definition(key: str, data: dict[str, Any]) -> CustomFieldDefinition:
     with transaction():
         row = get_definition(key)
         if "type" in data and data["type"] != row.type:
-            raise ValidationError({"type": ["the type of an existing field cannot change; create a new field"]})
+            raise ValidationError(
+                {"type": ["the type of an existing field cannot change; create a new field"]}
+            )
         merged = {
-            "label_en": data.get("label_en", row.label_en), "kinds": data.get("kinds", row.kinds),
-            "required": data.get("required", row.required), "choices": data.get("choices", row.choices),
+            "label_en": data.get("label_en", row.label_en),
+            "kinds": data.get("kinds", row.kinds),
+            "required": data.get("required", row.required),
+            "choices": data.get("choices", row.choices),
             "max_length": data.get("max_length", row.max_length),
         }
         try:
-            FieldDef(key=row.key, label=merged["label_en"] or " ", type=row.type,  # type: ignore[arg-type]
-                     kinds=tuple(merged["kinds"]), choices=tuple(merged["choices"] or ()))
+            FieldDef(
+                key=row.key,
+                label=merged["label_en"] or " ",
+                type=row.type,  # type: ignore[arg-type]
+                kinds=tuple(merged["kinds"]),
+                choices=tuple(merged["choices"] or ()),
+            )
         except ContributionError as exc:
             raise ValidationError({_field_of(str(exc)): [str(exc)]}) from None
         row.label_en = merged["label_en"]
@@ -236,12 +267,17 @@ def definition_to_dict(field_def: FieldDef) -> dict[str, Any]:
     label = field_def.label
     labels = {"en": label, "fr": label} if isinstance(label, str) else dict(label)
     return {
-        "key": field_def.key, "label_en": labels.get("en") or next(iter(labels.values())),
+        "key": field_def.key,
+        "label_en": labels.get("en") or next(iter(labels.values())),
         "label_fr": labels.get("fr") or labels.get("en") or next(iter(labels.values())),
-        "type": field_def.type, "kinds": list(field_def.kinds), "required": field_def.required,
-        "choices": list(field_def.choices), "max_length": field_def.max_length,
+        "type": field_def.type,
+        "kinds": list(field_def.kinds),
+        "required": field_def.required,
+        "choices": list(field_def.choices),
+        "max_length": field_def.max_length,
         "help": field_def.help if isinstance(field_def.help, (str, type(None))) else dict(field_def.help),
-        "position": field_def.order, "source": field_def.source,
+        "position": field_def.order,
+        "source": field_def.source,
     }
 
 

@@ -42,12 +42,24 @@ def consent_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str,
     return changes
 
 
-def record(contact: Contact, action: str, user: User | None, source: str,
-           changes: Mapping[str, tuple[Any, Any]] | None = None, snapshot: Any = None,
-           revision: int | None = None) -> None:
+def record(
+    contact: Contact,
+    action: str,
+    user: User | None,
+    source: str,
+    changes: Mapping[str, tuple[Any, Any]] | None = None,
+    snapshot: Any = None,
+    revision: int | None = None,
+) -> None:
     """Write history entries: one per changed field, or a single one carrying ``snapshot`` as its new value."""
-    base = {"contact_id": contact.id, "action": action, "user_id": user.id if user else None,
-            "source": source, "at": utcnow(), "revision": revision if revision is not None else contact.version}
+    base = {
+        "contact_id": contact.id,
+        "action": action,
+        "user_id": user.id if user else None,
+        "source": source,
+        "at": utcnow(),
+        "revision": revision if revision is not None else contact.version,
+    }
     if changes:
         rows = [{**base, "field": field, "old": old, "new": new} for field, (old, new) in changes.items()]
     else:
@@ -64,7 +76,14 @@ def entries(contact_id: int, limit: int = 500, before_id: int | None = None) -> 
 
 def entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
     return {
-        "id": entry.id, "action": entry.action, "field": entry.field, "old": entry.old, "new": entry.new,
-        "user_id": entry.user_id, "user": entry.user.display_name if entry.user else None,
-        "source": entry.source, "at": entry.at.isoformat(), "revision": entry.revision,
+        "id": entry.id,
+        "action": entry.action,
+        "field": entry.field,
+        "old": entry.old,
+        "new": entry.new,
+        "user_id": entry.user_id,
+        "user": entry.user.display_name if entry.user else None,
+        "source": entry.source,
+        "at": entry.at.isoformat(),
+        "revision": entry.revision,
     }

@@ -19,7 +19,9 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9_]{0,59}$")
 def values(list_name: str) -> list[LookupValue]:
     return list(
         db.session.scalars(
-            select(LookupValue).where(LookupValue.list == list_name).order_by(LookupValue.position, LookupValue.id)
+            select(LookupValue)
+            .where(LookupValue.list == list_name)
+            .order_by(LookupValue.position, LookupValue.id)
         )
     )
 
@@ -32,8 +34,13 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", fold(label)).strip("_")[:60] or "value"
 
 
-def create(list_name: str, label_en: str, label_fr: str | None = None, key: str | None = None,
-           position: int | None = None) -> LookupValue:
+def create(
+    list_name: str,
+    label_en: str,
+    label_fr: str | None = None,
+    key: str | None = None,
+    position: int | None = None,
+) -> LookupValue:
     if list_name not in LOOKUP_LISTS:
         raise NotFound(f"unknown list {list_name!r}")
     errors: dict[str, list[str]] = {}
@@ -48,23 +55,37 @@ def create(list_name: str, label_en: str, label_fr: str | None = None, key: str 
         if key in keys(list_name):
             raise Conflict(f"{list_name} {key!r} already exists", field="key")
         if position is None:
-            position = (db.session.scalar(
-                select(func.max(LookupValue.position)).where(LookupValue.list == list_name)) or 0) + 10
-        value = LookupValue(list=list_name, key=key, label_en=label_en.strip(),
-                            label_fr=(label_fr or label_en).strip(), position=position)
+            position = (
+                db.session.scalar(select(func.max(LookupValue.position)).where(LookupValue.list == list_name))
+                or 0
+            ) + 10
+        value = LookupValue(
+            list=list_name,
+            key=key,
+            label_en=label_en.strip(),
+            label_fr=(label_fr or label_en).strip(),
+            position=position,
+        )
         db.session.add(value)
     return value
 
 
 def get(list_name: str, key: str) -> LookupValue:
-    value = db.session.scalar(select(LookupValue).where(LookupValue.list == list_name, LookupValue.key == key))
+    value = db.session.scalar(
+        select(LookupValue).where(LookupValue.list == list_name, LookupValue.key == key)
+    )
     if value is None:
         raise NotFound(f"{list_name} {key!r} not found")
     return value
 
 
-def update(list_name: str, key: str, label_en: str | None = None, label_fr: str | None = None,
-           position: int | None = None) -> LookupValue:
+def update(
+    list_name: str,
+    key: str,
+    label_en: str | None = None,
+    label_fr: str | None = None,
+    position: int | None = None,
+) -> LookupValue:
     with transaction():
         value = get(list_name, key)
         if label_en is not None:
@@ -90,7 +111,9 @@ def delete(list_name: str, key: str) -> None:
     with transaction():
         value = get(list_name, key)
         if value.builtin:
-            raise Conflict(f"{list_name} {key!r} ships with crmcore and cannot be deleted; relabel it instead")
+            raise Conflict(
+                f"{list_name} {key!r} ships with crmcore and cannot be deleted; relabel it instead"
+            )
         used = db.session.scalar(_USAGE[list_name](key)) or 0
         if used:
             raise Conflict(f"{list_name} {key!r} is used by {used} record(s); change them first", used=used)

@@ -37,15 +37,18 @@ def list_notes(contact_id: int, user: User | None = None, kind: str | None = Non
     return list(db.session.scalars(query.order_by(Note.created_at.desc(), Note.id.desc())))
 
 
-def add_note(contact_id: int, body: str, kind: str = "internal", user: User | None = None,
-             source: str = "api") -> Note:
+def add_note(
+    contact_id: int, body: str, kind: str = "internal", user: User | None = None, source: str = "api"
+) -> Note:
     text = _check(body, kind)
     with transaction():
         contact = get_contact(contact_id, user, "write")
         note = Note(contact_id=contact.id, kind=kind, body=text, author_id=user.id if user else None)
         db.session.add(note)
         db.session.flush()
-        history.record(contact, "note", user, source, {f"notes[{note.id}]": (None, {"kind": kind, "body": text})})
+        history.record(
+            contact, "note", user, source, {f"notes[{note.id}]": (None, {"kind": kind, "body": text})}
+        )
     return note
 
 
@@ -56,8 +59,14 @@ def _get_note(contact_id: int, note_id: int) -> Note:
     return note
 
 
-def update_note(contact_id: int, note_id: int, body: str | None = None, kind: str | None = None,
-                user: User | None = None, source: str = "api") -> Note:
+def update_note(
+    contact_id: int,
+    note_id: int,
+    body: str | None = None,
+    kind: str | None = None,
+    user: User | None = None,
+    source: str = "api",
+) -> Note:
     with transaction():
         contact = get_contact(contact_id, user, "write")
         note = _get_note(contact.id, note_id)
@@ -66,7 +75,13 @@ def update_note(contact_id: int, note_id: int, body: str | None = None, kind: st
         note.body = _check(body if body is not None else note.body, new_kind)
         note.kind = new_kind
         note.updated_at = utcnow()
-        history.record(contact, "note", user, source, {f"notes[{note.id}]": (old, {"kind": note.kind, "body": note.body})})
+        history.record(
+            contact,
+            "note",
+            user,
+            source,
+            {f"notes[{note.id}]": (old, {"kind": note.kind, "body": note.body})},
+        )
     return note
 
 
@@ -74,11 +89,23 @@ def delete_note(contact_id: int, note_id: int, user: User | None = None, source:
     with transaction():
         contact = get_contact(contact_id, user, "write")
         note = _get_note(contact.id, note_id)
-        history.record(contact, "note", user, source, {f"notes[{note.id}]": ({"kind": note.kind, "body": note.body}, None)})
+        history.record(
+            contact,
+            "note",
+            user,
+            source,
+            {f"notes[{note.id}]": ({"kind": note.kind, "body": note.body}, None)},
+        )
         db.session.delete(note)
 
 
 def note_to_dict(note: Note) -> dict[str, object]:
-    return {"id": note.id, "kind": note.kind, "body": note.body, "author_id": note.author_id,
-            "author": note.author.display_name if note.author else None,
-            "created_at": note.created_at.isoformat(), "updated_at": note.updated_at.isoformat()}
+    return {
+        "id": note.id,
+        "kind": note.kind,
+        "body": note.body,
+        "author_id": note.author_id,
+        "author": note.author.display_name if note.author else None,
+        "created_at": note.created_at.isoformat(),
+        "updated_at": note.updated_at.isoformat(),
+    }

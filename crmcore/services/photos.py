@@ -44,7 +44,9 @@ def set_photo(contact_id: int, data: bytes, user: User | None = None, source: st
             photo = ContactPhoto(contact_id=contact.id)
             db.session.add(photo)
         photo.data, photo.content_type, photo.updated_at = content, content_type, utcnow()
-        history.record(contact, "update", user, source, {"photo": (None, f"{content_type}, {len(content)} bytes")})
+        history.record(
+            contact, "update", user, source, {"photo": (None, f"{content_type}, {len(content)} bytes")}
+        )
     return photo
 
 

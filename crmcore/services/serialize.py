@@ -13,19 +13,36 @@ UNAUDITED = ("id", "number", "display_name", "version", "created_at", "updated_a
 
 
 def email_to_dict(email: Any) -> dict[str, Any]:
-    return {"address": email.address, "label": email.label, "primary": email.primary,
-            "accepts_email": email.accepts_email}
+    return {
+        "address": email.address,
+        "label": email.label,
+        "primary": email.primary,
+        "accepts_email": email.accepts_email,
+    }
 
 
 def phone_to_dict(phone: Any) -> dict[str, Any]:
-    return {"number": phone.number, "e164": phone.e164, "type": phone.type, "sms": phone.sms,
-            "whatsapp": phone.whatsapp, "viber": phone.viber, "calls": phone.calls}
+    return {
+        "number": phone.number,
+        "e164": phone.e164,
+        "type": phone.type,
+        "sms": phone.sms,
+        "whatsapp": phone.whatsapp,
+        "viber": phone.viber,
+        "calls": phone.calls,
+    }
 
 
 def address_to_dict(address: Any) -> dict[str, Any]:
-    return {"kind": address.kind, "street": address.street, "street2": address.street2,
-            "postal_code": address.postal_code, "city": address.city, "region": address.region,
-            "country": address.country}
+    return {
+        "kind": address.kind,
+        "street": address.street,
+        "street2": address.street2,
+        "postal_code": address.postal_code,
+        "city": address.city,
+        "region": address.region,
+        "country": address.country,
+    }
 
 
 def contact_to_dict(contact: Contact) -> dict[str, Any]:

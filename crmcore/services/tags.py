@@ -42,7 +42,9 @@ def list_tags() -> list[tuple[Tag, int]]:
         .subquery()
     )
     rows = db.session.execute(
-        select(Tag, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.tag_id == Tag.id).order_by(Tag.key)
+        select(Tag, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.tag_id == Tag.id)
+        .order_by(Tag.key)
     )
     return [(tag, count) for tag, count in rows]
 
@@ -79,8 +81,11 @@ def rename_tag(tag_id: int, name: str) -> Tag:
         tag = get_tag(tag_id)
         other = db.session.scalar(select(Tag).where(Tag.key == tag_key(text), Tag.id != tag.id))
         if other is not None:
-            raise Conflict(f"tag {other.name!r} already exists: merge the two tags instead", field="name",
-                           existing_id=other.id)
+            raise Conflict(
+                f"tag {other.name!r} already exists: merge the two tags instead",
+                field="name",
+                existing_id=other.id,
+            )
         tag.name, tag.key = text, tag_key(text)
     return tag
 
@@ -93,10 +98,14 @@ def merge_tags(source_ids: list[int], target_id: int, user: User | None = None, 
         if not sources:
             raise ValidationError({"source_ids": ["name at least one tag other than the target"]})
         source_tag_ids = [t.id for t in sources]
-        affected = list(db.session.scalars(
-            select(contact_tags.c.contact_id).where(contact_tags.c.tag_id.in_(source_tag_ids)).distinct()))
-        already = set(db.session.scalars(
-            select(contact_tags.c.contact_id).where(contact_tags.c.tag_id == target.id)))
+        affected = list(
+            db.session.scalars(
+                select(contact_tags.c.contact_id).where(contact_tags.c.tag_id.in_(source_tag_ids)).distinct()
+            )
+        )
+        already = set(
+            db.session.scalars(select(contact_tags.c.contact_id).where(contact_tags.c.tag_id == target.id))
+        )
         new_rows = [{"contact_id": cid, "tag_id": target.id} for cid in affected if cid not in already]
         if new_rows:
             db.session.execute(insert(contact_tags), new_rows)
@@ -104,9 +113,12 @@ def merge_tags(source_ids: list[int], target_id: int, user: User | None = None, 
         names = [t.name for t in sources]
         for tag in sources:
             db.session.delete(tag)
-        for contact in db.session.scalars(select(Contact).where(Contact.id.in_(affected))) if affected else []:
-            history.record(contact, "update", user, source, {"tags": (names, [target.name])},
-                           revision=contact.version)
+        for contact in (
+            db.session.scalars(select(Contact).where(Contact.id.in_(affected))) if affected else []
+        ):
+            history.record(
+                contact, "update", user, source, {"tags": (names, [target.name])}, revision=contact.version
+            )
         db.session.flush()
         db.session.expire_all()
     return target

@@ -10,7 +10,9 @@ from babel import Locale
 @cache
 def countries() -> dict[str, str]:
     """ISO 3166 alpha-2 code -> English name."""
-    return {code: name for code, name in Locale("en").territories.items() if len(code) == 2 and code.isalpha()}
+    return {
+        code: name for code, name in Locale("en").territories.items() if len(code) == 2 and code.isalpha()
+    }
 
 
 @cache

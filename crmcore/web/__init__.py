@@ -20,7 +20,9 @@ def index() -> str:
 
 
 def crm_error_page(error: CrmError) -> Any:
-    return render_template_string("<!doctype html><title>{{ e.status }}</title><p>{{ e.message }}</p>", e=error), error.status
+    return render_template_string(
+        "<!doctype html><title>{{ e.status }}</title><p>{{ e.message }}</p>", e=error
+    ), error.status
 
 
 def init_web(app: Flask) -> None:

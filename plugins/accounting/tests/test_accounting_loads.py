@@ -7,7 +7,10 @@ from crmcore.cli import main
 
 def test_accounting_is_discovered_and_loaded(crm_app_factory):
     app = crm_app_factory(PLUGINS=["accounting"])
-    report = {item["name"]: item for item in json.loads(app.test_cli_runner().invoke(main, ["plugins", "--json"]).output)}
+    report = {
+        item["name"]: item
+        for item in json.loads(app.test_cli_runner().invoke(main, ["plugins", "--json"]).output)
+    }
     assert report["accounting"]["status"] == "loaded", report["accounting"]
     assert report["accounting"]["distribution"] == "crm-accounting"
     assert report["accounting"]["version"] == "0.1.0"

@@ -7,7 +7,10 @@ from crmcore.cli import main
 
 def test_geolocation_is_discovered_and_loaded(crm_app_factory):
     app = crm_app_factory(PLUGINS=["geolocation"])
-    report = {item["name"]: item for item in json.loads(app.test_cli_runner().invoke(main, ["plugins", "--json"]).output)}
+    report = {
+        item["name"]: item
+        for item in json.loads(app.test_cli_runner().invoke(main, ["plugins", "--json"]).output)
+    }
     assert report["geolocation"]["status"] == "loaded", report["geolocation"]
     assert report["geolocation"]["distribution"] == "crm-geolocation"
     assert report["geolocation"]["version"] == "0.1.0"

@@ -7,7 +7,10 @@ from crmcore.cli import main
 
 def test_sms_is_discovered_and_loaded(crm_app_factory):
     app = crm_app_factory(PLUGINS=["sms"])
-    report = {item["name"]: item for item in json.loads(app.test_cli_runner().invoke(main, ["plugins", "--json"]).output)}
+    report = {
+        item["name"]: item
+        for item in json.loads(app.test_cli_runner().invoke(main, ["plugins", "--json"]).output)
+    }
     assert report["sms"]["status"] == "loaded", report["sms"]
     assert report["sms"]["distribution"] == "crm-sms"
     assert report["sms"]["version"] == "0.1.0"
