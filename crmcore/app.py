@@ -55,8 +55,10 @@ def create_app(config: Mapping[str, Any] | str | os.PathLike[str] | None = None)
     _collect_definitions(app, state)
 
     from crmcore.api import init_api
+    from crmcore.auth import init_auth
     from crmcore.web import init_web
 
+    init_auth(app)
     init_api(app)
     init_web(app)
     _register_plugin_blueprints(app, host)

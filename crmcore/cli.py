@@ -11,7 +11,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, routes_command, run_command, shell_command, with_appcontext
 
 #: Names plugins may not take.
-CORE_COMMANDS = frozenset({"run", "shell", "routes", "db", "plugins", "demo"})
+CORE_COMMANDS = frozenset({"run", "shell", "routes", "db", "plugins", "demo", "users", "tokens"})
 
 
 def _factory(script_info: ScriptInfo | None = None) -> Any:
@@ -128,6 +128,104 @@ def demo_command() -> None:
         click.echo("database already holds contacts: demo data not loaded")
     if login:
         click.echo(f"demo login: {login[0]} / password: {login[1]}")
+
+
+# -- users and tokens -----------------------------------------------------------------------------
+
+
+@main.group(help="Users who sign in to the web interface and the API.")
+def users() -> None:
+    pass
+
+
+@users.command(
+    "create", help="Create a user. The password is read from standard input with --password-stdin."
+)
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@click.option("--admin", is_flag=True, help="Give the admin role.")
+@click.option("--language", type=click.Choice(["en", "fr"]), default=None)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (first line).")
+@with_appcontext
+def users_create(email: str, name: str, admin: bool, language: str | None, password_stdin: bool) -> None:
+    from crmcore.errors import CrmError
+    from crmcore.services.users import create_user
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        user = create_user(email, password, is_admin=admin, name=name, language=language)
+    except CrmError as exc:
+        raise click.ClickException(_describe(exc)) from None
+    click.echo(f"created user {user.id} {user.email}{' (admin)' if user.is_admin else ''}")
+
+
+@users.command("list", help="List users.")
+@with_appcontext
+def users_list() -> None:
+    from crmcore.services.users import list_users
+
+    for user in list_users():
+        role = "admin" if user.is_admin else "user"
+        click.echo(f"{user.id:>5}  {user.email:<40} {role:<6} {'active' if user.active else 'inactive'}")
+
+
+@main.group(help="API tokens (sent as 'Authorization: Bearer <token>').")
+def tokens() -> None:
+    pass
+
+
+@tokens.command("create", help="Create an API token for a user; the token is printed on the last line.")
+@click.option("--email", required=True)
+@click.option("--name", default="cli")
+@with_appcontext
+def tokens_create(email: str, name: str) -> None:
+    from crmcore.services.users import create_token, find_user
+
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    row, token = create_token(user.id, name)
+    click.echo(f"token {row.id} for {user.email} (shown once, store it now):")
+    click.echo(token)
+
+
+@tokens.command("list", help="List API tokens (never the secret itself).")
+@click.option("--email", default=None, help="Only this user's tokens.")
+@with_appcontext
+def tokens_list(email: str | None) -> None:
+    from crmcore.services.users import find_user, list_tokens
+
+    user_id = None
+    if email:
+        user = find_user(email)
+        if user is None:
+            raise click.ClickException(f"no user with email {email}")
+        user_id = user.id
+    for row in list_tokens(user_id):
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+        used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used"
+        click.echo(f"{row.id:>5}  {row.user.email:<40} {row.prefix}…  {row.name:<20} {state:<18} {used}")
+
+
+@tokens.command("revoke", help="Revoke an API token by id.")
+@click.argument("token_id", type=int)
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    from crmcore.errors import CrmError
+    from crmcore.services.users import revoke_token
+
+    try:
+        revoke_token(token_id)
+    except CrmError as exc:
+        raise click.ClickException(_describe(exc)) from None
+    click.echo(f"token {token_id} revoked")
+
+
+def _describe(exc: Any) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        return "; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items())
+    return str(exc.message)
 
 
 def run() -> None:  # pragma: no cover - console entry for ``python -m crmcore``

@@ -130,7 +130,48 @@ def app(crm_app_factory: Callable[..., Any]) -> Iterator[Any]:
 
 
 @pytest.fixture
-def client(app: Any) -> Any:
+def make_user(app: Any) -> Callable[..., Any]:
+    """``make_user(email=..., is_admin=False, password=...)`` -> a User (password defaults to "password123")."""
+    from crmcore.services.users import create_user
+
+    counter = {"n": 0}
+
+    def make(
+        email: str | None = None, is_admin: bool = False, password: str = "password123", **kw: Any
+    ) -> Any:
+        counter["n"] += 1
+        return create_user(email or f"user{counter['n']}@example.com", password, is_admin=is_admin, **kw)
+
+    return make
+
+
+@pytest.fixture
+def api_client(app: Any) -> Callable[[Any], Any]:
+    """``api_client(user)`` -> a test client sending that user's fresh API token."""
+    from crmcore.services.users import create_token
+
+    def make(user: Any) -> Any:
+        _row, token = create_token(user.id, "test")
+        test_client = app.test_client()
+        test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        return test_client
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., Any]) -> Any:
+    return make_user(email="admin@example.com", is_admin=True, name="Admin")
+
+
+@pytest.fixture
+def client(api_client: Callable[[Any], Any], admin_user: Any) -> Any:
+    """A test client authenticated as an admin through an API token."""
+    return api_client(admin_user)
+
+
+@pytest.fixture
+def anonymous_client(app: Any) -> Any:
     return app.test_client()
 
 

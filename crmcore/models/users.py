@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_login import UserMixin
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -16,7 +17,7 @@ team_members = Table(
 )
 
 
-class User(db.Model):
+class User(UserMixin, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -35,6 +36,14 @@ class User(db.Model):
     @property
     def display_name(self) -> str:
         return self.name or self.email
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot sign in
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        # The session names the password too: changing the password signs out other sessions.
+        return f"{self.id}:{(self.password_hash or '')[-12:]}"
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

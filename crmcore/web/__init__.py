@@ -1,10 +1,11 @@
-"""Server-rendered pages."""
+"""Server-rendered pages (Jinja). Views are thin: they call services and render templates."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, render_template_string
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from flask_babel import get_locale
 
 from crmcore.errors import CrmError
 
@@ -12,18 +13,23 @@ bp = Blueprint("web", __name__)
 
 
 @bp.route("/")
-def index() -> str:
-    return render_template_string(
-        "<!doctype html><title>crmcore</title><h1>crmcore</h1>"
-        "<p><a href='/api/docs'>API documentation</a></p>"
-    )
+def index() -> Any:
+    return redirect(url_for("api-docs.openapi_swagger_ui"))
 
 
 def crm_error_page(error: CrmError) -> Any:
-    return render_template_string(
-        "<!doctype html><title>{{ e.status }}</title><p>{{ e.message }}</p>", e=error
-    ), error.status
+    return render_template("error.html", error=error), error.status
 
 
 def init_web(app: Flask) -> None:
+    from crmcore.auth import request_user
+    from crmcore.web import auth_views
+    from crmcore.web.i18n import init_i18n
+
+    init_i18n(app)
     app.register_blueprint(bp)
+    app.register_blueprint(auth_views.bp)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"crm_user": request_user(), "current_locale": str(get_locale() or "en"), "request": request}
