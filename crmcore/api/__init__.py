@@ -54,6 +54,22 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 class CrmApi(Api):
+    def _openapi_json(self) -> Any:
+        """The OpenAPI document, with the current custom field definitions under Contact.custom."""
+        import copy
+
+        from flask import current_app, json
+
+        from crmcore.services.fields import all_fields, json_schema
+
+        document = copy.deepcopy(self.spec.to_dict())
+        contact = document.get("components", {}).get("schemas", {}).get("Contact")
+        if contact is not None:
+            contact["properties"]["custom"]["properties"] = {
+                key: json_schema(field_def) for key, field_def in all_fields().items()
+            }
+        return current_app.response_class(json.dumps(document, indent=2), mimetype="application/json")
+
     def handle_http_exception(self, error: HTTPException) -> Any:
         payload: dict[str, Any] = {"code": error.code, "status": error.name}
         data = getattr(error, "data", None) or {}

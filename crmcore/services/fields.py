@@ -281,4 +281,30 @@ def definition_to_dict(field_def: FieldDef) -> dict[str, Any]:
     }
 
 
+def json_schema(field_def: FieldDef) -> dict[str, Any]:
+    """The OpenAPI/JSON-schema description of a custom field's value (used by the API document)."""
+    from crmcore.contributions import localize
+
+    schema: dict[str, Any] = {
+        "text": {"type": "string", "maxLength": field_def.max_length or DEFAULT_MAX["text"]},
+        "long_text": {"type": "string", "maxLength": field_def.max_length or DEFAULT_MAX["long_text"]},
+        "integer": {"type": "integer"},
+        "decimal": {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal as a string"},
+        "date": {"type": "string", "format": "date"},
+        "boolean": {"type": "boolean"},
+        "choice": {"type": "string", "enum": list(field_def.choices)},
+        "multi_choice": {"type": "array", "items": {"type": "string", "enum": list(field_def.choices)}},
+        "url": {"type": "string", "format": "uri"},
+        "email": {"type": "string", "format": "email"},
+        "phone": {"type": "string", "description": "stored in E.164"},
+    }[field_def.type]
+    schema["title"] = localize(field_def.label)
+    schema["nullable"] = True
+    schema["x-kinds"] = list(field_def.kinds)
+    schema["x-source"] = field_def.source
+    if field_def.required:
+        schema["x-required"] = True
+    return schema
+
+
 __all__ = ["FIELD_TYPES", "all_fields", "clean_custom", "clean_value", "fields_for"]
