@@ -87,6 +87,26 @@ def _authenticate() -> Any:
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+def _guard_contact_routes() -> Any:
+    """Any route naming a contact (``contact_id`` in its URL, core or plugin) is checked here, before the
+    request body is even read: a contact the caller may not see answers 404, exactly like a missing one.
+    Write permission is checked by the services (403)."""
+    contact_id = (request.view_args or {}).get("contact_id")
+    if contact_id is None or not isinstance(contact_id, int) or _is_public(request.endpoint):
+        return None
+    from crmcore.services.access import is_visible
+
+    if is_visible(contact_id, request_user()):
+        return None
+    if request.path.startswith("/api/"):
+        return jsonify(
+            {"code": 404, "status": "Not Found", "message": f"contact {contact_id} not found"}
+        ), 404
+    from flask import abort
+
+    abort(404)
+
+
 def init_auth(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
@@ -118,6 +138,7 @@ def init_auth(app: Flask) -> None:
         return user
 
     app.before_request(_authenticate)
+    app.before_request(_guard_contact_routes)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError) -> Any:

@@ -31,6 +31,16 @@ def visible_filter(user: User | None) -> ColumnElement[bool]:
     return or_(Contact.visibility != "private", owned)
 
 
+def is_visible(contact_id: int, user: User | None) -> bool:
+    """Whether ``contact_id`` exists (deleted or not) and ``user`` may see it: one indexed query."""
+    from crmcore.extensions import db
+
+    if user is None or user.is_admin:
+        return True
+    found = db.session.scalar(select(Contact.id).where(Contact.id == contact_id, visible_filter(user)))
+    return found is not None
+
+
 def is_owner(contact: Contact, user: User) -> bool:
     return any(owner.id == user.id for owner in contact.owners)
 
