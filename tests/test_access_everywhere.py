@@ -36,8 +36,8 @@ def world(app, make_user, make_contact, api_client):
         ],
     )
     readable = make_contact(user=owner, first_name="Bea", last_name="Readonly", visibility="public_read")
-    from crmcore.services.notes import add_note
     from crmcore.services.contacts import add_warning
+    from crmcore.services.notes import add_note
 
     note = add_note(private.id, "hidden note", user=owner)
     warning = add_warning(private.id, "hidden warning", user=owner)
