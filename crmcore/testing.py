@@ -4,17 +4,21 @@
 * ``app``: one with every installed plugin, its app context pushed;
 * ``client``, ``runner``: Flask test client and a runner for the ``crm`` command line;
 * ``make_contact(**fields)``: create a contact through the service layer;
-* ``register_plugin(obj, name)``: an application with a temporary plugin object registered.
+* ``register_plugin(obj, name)``: an application with a temporary plugin object registered;
+* ``crm_fresh_database_url``: the URL of a new, empty database (for migration tests), dropped after.
 
 The database is SQLite in a temporary folder, or ``CRM_TEST_DATABASE_URL`` (PostgreSQL) when set;
-every table is emptied after each test.
+every table is emptied after each test. :func:`fresh_database` and :func:`schema_snapshot` help
+testing migrations (``crm db upgrade`` run twice must leave the same snapshot).
 """
 
 from __future__ import annotations
 
 import os
 import runpy
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +165,8 @@ def api_client(app: Any) -> Callable[[Any], Any]:
 
 @pytest.fixture
 def admin_user(make_user: Callable[..., Any]) -> Any:
-    return make_user(email="admin@example.com", is_admin=True, name="Admin")
+    # No password: the client signs in with a token, and hashing one costs a tenth of a second per test.
+    return make_user(email="admin@example.com", is_admin=True, name="Admin", password=None)
 
 
 @pytest.fixture
@@ -203,3 +208,119 @@ def make_contact(app: Any) -> Callable[..., Any]:
         return create_contact(data, user, "api")
 
     return make
+
+
+# -- migration testing ----------------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(name: str, folder: str | os.PathLike[str]) -> Iterator[str]:
+    """A new, empty database for the block: a SQLite file in ``folder``, or, when
+    ``CRM_TEST_DATABASE_URL`` is set, a new PostgreSQL database on that server, dropped afterwards.
+
+    Yields its URL (``sqlite:///...`` or ``postgresql://...``), usable as ``CRM_DATABASE_URL``.
+    """
+    base = os.environ.get("CRM_TEST_DATABASE_URL")
+    if not base:
+        yield "sqlite:///" + str(Path(folder) / f"{name}.sqlite")
+        return
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base)
+    database = f"{url.database}_{name}_{uuid.uuid4().hex[:8]}"[:63]
+    admin = create_engine(
+        url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        try:
+            yield url.set(database=database).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def crm_fresh_database_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database (nothing migrated), dropped after the test."""
+    with fresh_database("fresh", tmp_path) as url:
+        yield url
+
+
+def schema_snapshot(url: str) -> dict[str, Any]:
+    """Everything a migration can change: each table's columns, keys, indexes and row count, and
+    the content of every Alembic version table. Two equal snapshots mean nothing changed."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            inspector = inspect(connection)
+            tables: dict[str, Any] = {}
+            versions: dict[str, list[str]] = {}
+            for table in sorted(inspector.get_table_names()):
+                quoted = connection.dialect.identifier_preparer.quote(table)
+                if table.endswith("alembic_version"):
+                    rows = connection.execute(text(f"SELECT version_num FROM {quoted}")).scalars()
+                    versions[table] = sorted(rows)
+                    continue
+                tables[table] = {
+                    "columns": {
+                        column["name"]: [str(column["type"]), column["nullable"]]
+                        for column in inspector.get_columns(table)
+                    },
+                    "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+                    "foreign_keys": sorted(
+                        (fk["name"] or "", fk["constrained_columns"], fk["referred_table"])
+                        for fk in inspector.get_foreign_keys(table)
+                    ),
+                    "indexes": sorted(
+                        (ix["name"] or "", ix["column_names"], bool(ix["unique"]))
+                        for ix in inspector.get_indexes(table)
+                    ),
+                    "unique": sorted(
+                        (uq["name"] or "", uq["column_names"])
+                        for uq in inspector.get_unique_constraints(table)
+                    ),
+                    "rows": connection.execute(text(f"SELECT count(*) FROM {quoted}")).scalar_one(),
+                }
+            return {"tables": tables, "versions": versions}
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; ``.messages`` holds every email received, parsed.
+
+    Use ``smtp_server.config`` as app config: ``crm_app_factory(**smtp_server.config)``.
+    """
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.messages: list[Any] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            message.envelope_to = list(envelope.rcpt_tos)
+            self.messages.append(message)
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as probe:  # aiosmtpd needs a concrete port to check its server started
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    handler.config = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "MAIL_FROM": "crm@example.com"}
+    try:
+        yield handler
+    finally:
+        controller.stop()
