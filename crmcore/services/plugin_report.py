@@ -30,6 +30,8 @@ def full_report() -> list[dict[str, Any]]:
             {"hook": row.hook, "error": row.error, "at": row.at.isoformat(timespec="seconds")}
         )
     for item in report:
-        if item["name"] in stored:
-            item["incidents"] = stored[item["name"]][-RECENT_INCIDENTS:]
+        # Incidents met while the app started are only in memory (the database may not be migrated then);
+        # run-time ones are stored, possibly by another process. Show both, oldest first, once each.
+        merged = {(i["hook"], i["error"], i["at"]): i for i in item["incidents"] + stored.get(item["name"], [])}
+        item["incidents"] = sorted(merged.values(), key=lambda i: i["at"])[-RECENT_INCIDENTS:]
     return report
