@@ -54,6 +54,22 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 class CrmApi(Api):
+    """flask-smorest's Api, with the OpenAPI document built on first request instead of at start-up
+    (building it is most of the cost of create_app, and most apps - CLI runs, tests - never serve it)."""
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self.__dict__.setdefault("_pending_docs", []).append((blp, name, parameters))
+
+    def document(self) -> Any:
+        """The apispec document, complete with every registered blueprint."""
+        for blp, name, parameters in self.__dict__.pop("_pending_docs", []):
+            blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
+            self.spec.tag({"name": name, "description": blp.description})
+        return self.spec
+
     def _openapi_json(self) -> Any:
         """The OpenAPI document, with the current custom field definitions under Contact.custom."""
         import copy
@@ -62,7 +78,7 @@ class CrmApi(Api):
 
         from crmcore.services.fields import all_fields, json_schema
 
-        document = copy.deepcopy(self.spec.to_dict())
+        document = copy.deepcopy(self.document().to_dict())
         contact = document.get("components", {}).get("schemas", {}).get("Contact")
         if contact is not None:
             contact["properties"]["custom"]["properties"] = {
@@ -96,7 +112,11 @@ def crm_error_response(error: CrmError) -> Any:
         "status": HTTP_STATUS_CODES.get(error.status, "Error"),
         **error.to_dict(),
     }
-    return jsonify(payload), error.status
+    headers = {}
+    current = error.details.get("current")
+    if isinstance(current, dict) and isinstance(current.get("version"), int):
+        headers["ETag"] = f'"{current["version"]}"'  # a 409/412 says which version to send back
+    return jsonify(payload), error.status, headers
 
 
 def init_api(app: Flask) -> None:
@@ -109,6 +129,8 @@ def init_api(app: Flask) -> None:
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
     # Swagger UI from the swagger-ui-bundle package, served by us: no CDN.
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/docs/static/")
+    # Swagger UI would otherwise send the document to validator.swagger.io.
+    app.config.setdefault("OPENAPI_SWAGGER_UI_CONFIG", {"validatorUrl": None})
     app.config.setdefault(
         "API_SPEC_OPTIONS",
         {
@@ -131,7 +153,7 @@ def init_api(app: Flask) -> None:
         )
     )
 
-    from crmcore.api import admin, contacts, system
+    from crmcore.api import admin, contacts, duplicates, messages, system
 
     for blueprint in (
         contacts.blp,
@@ -140,6 +162,10 @@ def init_api(app: Flask) -> None:
         admin.fields_blp,
         admin.lookups_blp,
         system.blp,
+        messages.blp,
+        messages.templates_blp,
+        duplicates.blp,
+        duplicates.merges_blp,
     ):
         api.register_blueprint(blueprint)
 
