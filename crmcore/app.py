@@ -54,6 +54,10 @@ def create_app(config: Mapping[str, Any] | str | os.PathLike[str] | None = None)
 
     _collect_definitions(app, state)
 
+    from crmcore.jobs import init_jobs
+
+    init_jobs(app)
+
     from crmcore.api import init_api
     from crmcore.auth import init_auth
     from crmcore.web import init_web

@@ -11,13 +11,23 @@ from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, routes_command, run_command, shell_command, with_appcontext
 
 #: Names plugins may not take.
-CORE_COMMANDS = frozenset({"run", "shell", "routes", "db", "plugins", "demo", "users", "tokens"})
+CORE_COMMANDS = frozenset(
+    {"run", "shell", "routes", "db", "plugins", "demo", "users", "tokens", "worker", "messages"}
+    | {"duplicates", "merge"}
+    | {"import", "export"}
+)
 
 
 def _factory(script_info: ScriptInfo | None = None) -> Any:
     from crmcore import create_app
+    from crmcore.config import ConfigError
+    from crmcore.errors import PluginError
 
-    return create_app()
+    try:
+        return create_app()
+    except (ConfigError, PluginError) as exc:
+        # A configuration mistake deserves one clear line, not a traceback.
+        raise click.ClickException(str(exc)) from None
 
 
 class CrmGroup(FlaskGroup):
@@ -57,13 +67,14 @@ def db_upgrade() -> None:
 @db.command("current", help="Show the current revision of every history.")
 @with_appcontext
 def db_current() -> None:
-    import flask_migrate
+    from alembic import command
 
     from crmcore.migrating import histories
 
+    migrate = current_app.extensions["migrate"].migrate
     for name, directory, x_arg in histories():
         click.echo(f"[{name}]")
-        flask_migrate.current(directory=directory, x_arg=x_arg)
+        command.current(migrate.get_config(directory, x_arg=x_arg))
 
 
 @db.command("revision", help="Create a migration for the core or, with --plugin, for one plugin.")
@@ -226,6 +237,138 @@ def _describe(exc: Any) -> str:
     if errors:
         return "; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items())
     return str(exc.message)
+
+
+# -- jobs and messages ----------------------------------------------------------------------------
+
+
+@main.command("worker", help="Run the background job worker (needs CRM_CELERY_BROKER_URL, e.g. redis://...).")
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count).")
+@click.option("--beat", is_flag=True, help="Also run the periodic tasks (re-queue stuck messages).")
+@click.option("--loglevel", default="INFO", show_default=True)
+@with_appcontext
+def worker_command(concurrency: int | None, beat: bool, loglevel: str) -> None:
+    from crmcore.jobs import celery_app, is_eager
+
+    if is_eager():
+        raise click.ClickException(
+            "no broker configured: set CRM_CELERY_BROKER_URL (jobs run in-process without it)"
+        )
+    argv = ["worker", f"--loglevel={loglevel}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if beat:
+        argv.append("--beat")
+    celery_app().worker_main(argv)
+
+
+@main.group(help="The message log and its delivery queue.")
+def messages() -> None:
+    pass
+
+
+@messages.command("requeue", help="Hand again to the job queue every queued message no worker holds.")
+@click.option(
+    "--min-age", type=int, default=60, show_default=True, help="Only messages at least this old (seconds)."
+)
+@with_appcontext
+def messages_requeue(min_age: int) -> None:
+    from crmcore.services.messaging import requeue_pending
+
+    click.echo(f"{requeue_pending(min_age)} message(s) queued")
+
+
+# -- duplicates and merge ---------------------------------------------------------------------------
+
+
+@main.command("duplicates", help="List pairs of contacts that look like the same person or organization.")
+@click.option("--json", "as_json", is_flag=True, help='[{"a": id, "b": id, "score": s, "reasons": [...]}]')
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Minimum score.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many pairs.")
+@with_appcontext
+def duplicates_command(as_json: bool, threshold: float | None, limit: int | None) -> None:
+    from crmcore.services.duplicates import find_duplicates
+
+    pairs = find_duplicates(None, threshold, limit)
+    if as_json:
+        click.echo(json.dumps([pair.to_dict() for pair in pairs], ensure_ascii=False))
+        return
+    for pair in pairs:
+        click.echo(f"{pair.a:>8} {pair.b:>8}  {pair.score:.3f}  {'; '.join(pair.reasons)}")
+    click.echo(f"{len(pairs)} pair(s)", err=True)
+
+
+def _contact_ref(value: str) -> int:
+    """A contact id, or a contact number such as C-000042."""
+    from sqlalchemy import select
+
+    from crmcore.extensions import db
+    from crmcore.models import Contact
+
+    if value.isdigit():
+        return int(value)
+    found = db.session.scalar(select(Contact.id).where(Contact.number == value.strip().upper()))
+    if found is None:
+        raise click.BadParameter(f"no contact has the number {value!r}")
+    return found
+
+
+@main.command("merge", help="Merge contacts into ORIGINAL (ids or numbers), or undo a merge with --undo ID.")
+@click.argument("original", required=False)
+@click.argument("others", nargs=-1)
+@click.option("--field", "choices", multiple=True, metavar="FIELD=ID", help="Whose value wins: birthday=12.")
+@click.option("--undo", "undo_id", type=click.IntRange(min=1), default=None, help="Undo this merge.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merge record as JSON.")
+@with_appcontext
+def merge_command(
+    original: str | None,
+    others: tuple[str, ...],
+    choices: tuple[str, ...],
+    undo_id: int | None,
+    as_json: bool,
+) -> None:
+    from crmcore.errors import CrmError, ValidationError
+    from crmcore.services import merge as svc
+
+    try:
+        if undo_id is not None:
+            if original or others or choices:
+                raise click.UsageError("--undo takes only the merge id")
+            record = svc.undo_merge(undo_id, None, "cli")
+            message = f"merge {record.id} undone: contacts {', '.join(map(str, record.merged_ids))} are back"
+        else:
+            if not original or not others:
+                raise click.UsageError("name the original contact and at least one contact to merge into it")
+            fields: dict[str, int] = {}
+            for choice in choices:
+                name, _, value = choice.partition("=")
+                if not name or not value:
+                    raise click.BadParameter(f"{choice!r}: write FIELD=ID", param_hint="--field")
+                fields[name.strip()] = _contact_ref(value.strip())
+            record = svc.merge_contacts(
+                _contact_ref(original), [_contact_ref(o) for o in others], fields, None, "cli"
+            )
+            message = (
+                f"merged {', '.join(map(str, record.merged_ids))} into {record.original_id} (merge {record.id}); "
+                f"undo with: crm merge --undo {record.id}"
+            )
+    except ValidationError as exc:
+        details = "; ".join(f"{field}: {', '.join(why)}" for field, why in exc.errors.items())
+        raise click.ClickException(f"{exc.message}: {details}") from None
+    except CrmError as exc:
+        raise click.ClickException(exc.message) from None
+    if as_json:
+        click.echo(json.dumps(svc.merge_to_dict(record), ensure_ascii=False))
+    else:
+        click.echo(message)
+
+
+# -- import and export ----------------------------------------------------------------------------
+
+from crmcore.interchange.commands import export_command, import_command  # noqa: E402
+
+main.add_command(import_command)
+main.add_command(export_command)
 
 
 def run() -> None:  # pragma: no cover - console entry for ``python -m crmcore``

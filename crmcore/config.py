@@ -55,7 +55,16 @@ DEFAULTS: dict[str, Any] = {
         "mail.com",
         "yandex.ru",
     ],
-    "OPEN_API": False,
+    # SMTP (crmcore.mail): typed here so environment values are read as numbers and booleans.
+    "SMTP_HOST": "localhost",
+    "SMTP_PORT": 25,
+    "SMTP_USER": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_STARTTLS": False,
+    "SMTP_SSL": False,
+    "SMTP_TIMEOUT": 30,
+    "MAIL_FROM": "",
+    "MAIL_FROM_NAME": "",
 }
 
 # Keys whose environment value is a comma-separated list.

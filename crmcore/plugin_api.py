@@ -49,6 +49,17 @@ from crmcore.services.contacts import (
     update_contact,
 )
 from crmcore.services.history import record as record_history
+from crmcore.services.messaging import (
+    MessageRefused,
+    find_message,
+    get_message,
+    message_to_dict,
+    record_inbound,
+    send_bulk,
+    send_message,
+    withdraw_consent,
+)
+from crmcore.services.messaging import update_status as update_message_status
 from crmcore.services.notes import add_note
 from crmcore.services.serialize import contact_to_dict
 from crmcore.services.transactions import savepoint, transaction
@@ -83,6 +94,14 @@ def setting(name: str, default: Any = None) -> Any:
     return current_app.config.get(name, default)
 
 
+def public(view: Any) -> Any:
+    """Mark a plugin route as reachable without signing in (webhooks): it must check its caller itself,
+    e.g. with the provider's signature."""
+    from crmcore.auth import public as mark_public
+
+    return mark_public(view)
+
+
 __all__ = [
     "Action",
     "BlockedContact",
@@ -93,6 +112,7 @@ __all__ = [
     "CrmError",
     "FieldDef",
     "Forbidden",
+    "MessageRefused",
     "JSONType",
     "Label",
     "Migrations",
@@ -111,16 +131,25 @@ __all__ = [
     "current_user",
     "db",
     "ensure_not_blocked",
+    "find_message",
     "get_contact",
     "get_contact_for",
+    "get_message",
     "hookimpl",
     "localize",
+    "message_to_dict",
+    "public",
     "record_history",
+    "record_inbound",
     "run_migrations",
     "savepoint",
+    "send_bulk",
+    "send_message",
     "set_status",
     "setting",
     "transaction",
     "update_contact",
+    "update_message_status",
     "utcnow",
+    "withdraw_consent",
 ]

@@ -41,6 +41,11 @@ class Builtin:
 BUILTINS: tuple[Builtin, ...] = (
     Builtin("history", "crmcore.builtin.history", essential=True),
     Builtin("notes", "crmcore.builtin.notes"),
+    Builtin("messages", "crmcore.builtin.messages"),
+    Builtin("email", "crmcore.builtin.email_channel"),
+    Builtin("notify", "crmcore.builtin.notify"),
+    Builtin("vcard", "crmcore.builtin.vcard"),
+    Builtin("envelope", "crmcore.builtin.envelope"),
 )
 
 #: What each collection hook must return; anything else is refused and logged.

@@ -135,9 +135,10 @@ def test_lists_searches_and_exports_never_show_it(app, world):
         for probe in probes:
             response = client.get(rule.rule + probe)
             body = response.get_data(as_text=True)
-            assert SECRET not in body and "secret@hidden.example" not in body, (
-                f"GET {rule.rule}{probe} leaks it"
-            )
+            # What identifies the contact, minus what a page may echo back from the query itself.
+            secrets = {SECRET, "secret@hidden.example", "+33699887766", world["private"].number}
+            for secret in secrets - {s for s in secrets if s.lower() in probe.lower()}:
+                assert secret not in body, f"GET {rule.rule}{probe} leaks {secret}"
             checked += 1
     assert checked > 20
 

@@ -153,9 +153,10 @@ def init_api(app: Flask) -> None:
         )
     )
 
-    from crmcore.api import admin, contacts, duplicates, messages, system
+    from crmcore.api import admin, contacts, duplicates, interchange, messages, system
 
     for blueprint in (
+        interchange.blp,  # before contacts: /contacts/export is not a contact
         contacts.blp,
         contacts.sub_blp,
         admin.tags_blp,

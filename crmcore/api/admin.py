@@ -62,7 +62,7 @@ class TagItem(MethodView):
     @tags_blp.response(204)
     def delete(self, tag_id: int) -> None:
         """Delete a tag; contacts simply lose it."""
-        tags.delete_tag(tag_id)
+        tags.delete_tag(tag_id, request_user(), "api")
 
 
 @tags_blp.route("/merge", methods=["POST"])

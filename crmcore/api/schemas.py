@@ -10,6 +10,8 @@ from crmcore.services.serialize import READ_ONLY
 
 MAX_INT = 2**31 - 1
 Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_INT), **kw)  # noqa: E731
+#: An id in a query string: the text "42" is the number 42.
+QueryId = lambda **kw: fields.Integer(validate=validate.Range(min=1, max=MAX_INT), **kw)  # noqa: E731
 
 
 def Text(max_length: int, **kw: Any) -> fields.String:  # noqa: N802 - reads like a field type
@@ -136,8 +138,8 @@ class ContactListArgs(Schema):
     kind = fields.String(validate=validate.OneOf(("person", "organization")))
     status = fields.String(validate=validate.OneOf(("prospect", "customer", "user", "supplier")))
     tag = Text(80)
-    owner = Id()
-    organization_id = Id()
+    owner = QueryId()
+    organization_id = QueryId()
     updated_since = fields.AwareDateTime(default_timezone=None)
     deleted = fields.Boolean(load_default=False)
     sort = fields.String(

@@ -10,7 +10,9 @@ from crmcore.plugin_api import Contact, Tab, hookimpl
 def _render(contact: Contact) -> str:
     from crmcore.services.notes import list_notes
 
-    return render_template("builtin/notes_tab.html", contact=contact, notes=list_notes(contact.id))
+    return render_template(
+        "builtin/notes_tab.html", contact=contact, notes=list_notes(contact.id, include_deleted=True)
+    )
 
 
 @hookimpl

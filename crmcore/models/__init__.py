@@ -13,6 +13,9 @@ from crmcore.models.contacts import (
     contact_owners,
     contact_tags,
 )
+from crmcore.models.imports import ImportBatch, ImportBatchItem
+from crmcore.models.merges import Merge
+from crmcore.models.messages import Message, MessageTemplate
 from crmcore.models.records import ContactWarning, HistoryEntry, Note
 from crmcore.models.settings import CustomFieldDefinition, LookupValue, PluginIncident
 from crmcore.models.users import ApiToken, Team, User, team_members
@@ -27,8 +30,13 @@ __all__ = [
     "ContactWarning",
     "CustomFieldDefinition",
     "HistoryEntry",
+    "ImportBatch",
+    "ImportBatchItem",
     "JSONType",
     "LookupValue",
+    "Merge",
+    "Message",
+    "MessageTemplate",
     "Note",
     "NumberSequence",
     "PluginIncident",

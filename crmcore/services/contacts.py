@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import selectinload
 
 from crmcore.contributions import FieldDef, Problem
@@ -24,16 +25,20 @@ from crmcore.models import (
     ContactEmail,
     ContactPhone,
     ContactWarning,
+    HistoryEntry,
+    SearchToken,
     Team,
     User,
+    contact_owners,
+    contact_tags,
     utcnow,
 )
 from crmcore.services import access, history, lookups, search_index
 from crmcore.services.fields import EMAIL_RE, URL_RE, all_fields, clean_custom
-from crmcore.services.numbering import next_contact_number
+from crmcore.services.numbering import next_contact_number, next_contact_numbers
 from crmcore.services.phones import InvalidPhone, to_e164
 from crmcore.services.serialize import READ_ONLY, audited_state, contact_to_dict
-from crmcore.services.tags import resolve_tags
+from crmcore.services.tags import resolve_tag_ids, resolve_tags, tag_key
 from crmcore.services.territories import is_country, is_language
 from crmcore.services.text import fold
 from crmcore.services.transactions import transaction
@@ -114,15 +119,36 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+class ValidationCache:
+    """What validation reads from the database (custom fields, lists, users, teams), read once and shared
+    by many validations in a row (an import chunk). Without one, every validation reads afresh."""
+
+    def __init__(self, fields: dict[str, FieldDef] | None = None) -> None:
+        self.fields = fields if fields is not None else all_fields()
+        self.lookups: dict[str, dict[str, str]] = {}
+        self.users: dict[int, bool] = {}
+        self.teams: dict[int, bool] = {}
+        #: Contacts that links (organization, reports-to) may point to, known to exist: the importer
+        #: puts the organizations it found or created here (``id``, ``kind``, ``deleted_at`` suffice).
+        self.contacts: dict[int, Any] = {}
+
+
 class _Cleaner:
     """Turns a prospective state (API shape) into clean values, collecting every error at once."""
 
-    def __init__(self, state: dict[str, Any], contact: Contact | None, fields: dict[str, FieldDef]) -> None:
+    def __init__(
+        self,
+        state: dict[str, Any],
+        contact: Contact | None,
+        fields: dict[str, FieldDef],
+        cache: ValidationCache | None = None,
+    ) -> None:
         self.state = state
         self.contact = contact
         self.fields = fields
         self.errors: dict[str, list[str]] = {}
-        self._lookups: dict[str, dict[str, str]] = {}
+        self.cache = cache
+        self._lookups: dict[str, dict[str, str]] = cache.lookups if cache is not None else {}
 
     def error(self, field: str, message: str) -> None:
         self.errors.setdefault(field, []).append(message)
@@ -297,6 +323,8 @@ class _Cleaner:
         out: list[dict[str, Any]] = []
         types = self._keys("phone_type")
         seen: set[str] = set()
+        # A number already stored keeps its meaning when the contact's country changes later.
+        stored = {phone.number: phone.e164 for phone in self.contact.phones} if self.contact else {}
         for index, item in enumerate(items):
             where = f"phones[{index}]"
             number = _text(item.get("number"))
@@ -304,7 +332,7 @@ class _Cleaner:
                 self.error(f"{where}.number", "is required")
                 continue
             try:
-                e164 = to_e164(number, region)
+                e164 = stored.get(number) or to_e164(number, region)
             except InvalidPhone as exc:
                 self.error(f"{where}.number", str(exc))
                 continue
@@ -358,7 +386,9 @@ class _Cleaner:
         if isinstance(contact_id, bool) or not isinstance(contact_id, int):
             self.error(field, "must be a contact id")
             return None
-        other = db.session.get(Contact, contact_id)
+        other = self.cache.contacts.get(contact_id) if self.cache is not None else None
+        if other is None:
+            other = db.session.get(Contact, contact_id)
         if other is None or other.deleted_at is not None:
             self.error(field, f"contact {contact_id} does not exist")
             return None
@@ -411,7 +441,15 @@ class _Cleaner:
         wanted = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
         if len(wanted) != len(ids):
             self.error("owners", "must be a list of user ids")
-        found = set(db.session.scalars(select(User.id).where(User.id.in_(wanted)))) if wanted else set()
+        if self.cache is not None:
+            known = self.cache.users
+            missing = [i for i in wanted if i not in known]
+            if missing:
+                present = set(db.session.scalars(select(User.id).where(User.id.in_(missing))))
+                known.update({i: i in present for i in missing})
+            found = {i for i in wanted if known[i]}
+        else:
+            found = set(db.session.scalars(select(User.id).where(User.id.in_(wanted)))) if wanted else set()
         for user_id in wanted:
             if user_id not in found:
                 self.error("owners", f"user {user_id} does not exist")
@@ -420,23 +458,36 @@ class _Cleaner:
     def _team(self, team_id: Any) -> int | None:
         if team_id is None:
             return None
-        if isinstance(team_id, bool) or not isinstance(team_id, int) or db.session.get(Team, team_id) is None:
+        if isinstance(team_id, bool) or not isinstance(team_id, int) or not self._team_exists(team_id):
             self.error("team_id", f"team {team_id} does not exist")
             return None
         return team_id
 
+    def _team_exists(self, team_id: int) -> bool:
+        if self.cache is None:
+            return db.session.get(Team, team_id) is not None
+        if team_id not in self.cache.teams:
+            self.cache.teams[team_id] = db.session.get(Team, team_id) is not None
+        return self.cache.teams[team_id]
+
 
 def _validate(
-    state: dict[str, Any], contact: Contact | None, user: User | None, fields: dict[str, FieldDef] | None
+    state: dict[str, Any],
+    contact: Contact | None,
+    user: User | None,
+    fields: dict[str, FieldDef] | None,
+    cache: ValidationCache | None = None,
 ) -> dict[str, Any]:
-    cleaner = _Cleaner(state, contact, fields if fields is not None else all_fields())
+    if fields is None and cache is not None:
+        fields = cache.fields
+    cleaner = _Cleaner(state, contact, fields if fields is not None else all_fields(), cache)
     clean = cleaner.clean()
     errors = cleaner.errors
     if not errors:
         # Plugins see the record exactly as it will be stored.
         preview = {**clean, "birthday": clean["birthday"].isoformat() if clean["birthday"] else None}
         for problems in plugin_host().hook.contact_validate(data=preview, contact=contact, user=user):
-            for problem in problems or []:
+            for problem in [problems] if isinstance(problems, (Problem, str)) else problems or []:
                 if isinstance(problem, Problem):
                     errors.setdefault(problem.field or "_record", []).append(problem.message)
                 else:
@@ -463,57 +514,70 @@ def _sync_children(
     return result
 
 
-def _apply(contact: Contact, clean: dict[str, Any]) -> None:
-    for field in (
-        "kind",
-        *TEXT_FIELDS,
-        "birthday",
-        "social",
-        "language",
-        "country",
-        "status",
-        "is_supplier",
-        "visibility",
-        "do_not_email",
-        "notify_owners",
-        "organization_id",
-        "reports_to_id",
-        "team_id",
-        "custom",
-    ):
-        setattr(contact, field, clean[field])
+#: Contact columns taken as they are from a clean state.
+CLEAN_COLUMNS = (
+    "kind",
+    *TEXT_FIELDS,
+    "birthday",
+    "social",
+    "language",
+    "country",
+    "status",
+    "is_supplier",
+    "visibility",
+    "do_not_email",
+    "notify_owners",
+    "organization_id",
+    "reports_to_id",
+    "team_id",
+    "custom",
+)
+EMAIL_COLUMNS = ("address", "address_key", "domain", "label", "primary", "accepts_email")
+PHONE_COLUMNS = ("number", "e164", "type", *history.CONSENT_FLAGS)
+ADDRESS_COLUMNS = ("kind", "street", "street2", "postal_code", "city", "region", "country")
+
+
+def contact_values(clean: dict[str, Any]) -> dict[str, Any]:
+    """The contact row's own columns for a clean state, with the computed display name and sort key.
+
+    Shared by :func:`_apply` (one contact, through the ORM) and :func:`insert_contacts` (many at once).
+    """
+    values = {field: clean[field] for field in CLEAN_COLUMNS}
+    if values["kind"] == "person":
+        values["display_name"] = " ".join(p for p in (values["first_name"], values["last_name"]) if p)
+        values["sort_key"] = fold(" ".join(p for p in (values["last_name"], values["first_name"]) if p))[:400]
+    else:
+        values["display_name"] = values["name"] or ""
+        values["sort_key"] = fold(values["name"])[:400]
+    return values
+
+
+def child_values(clean: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The email, phone and address rows of a clean state (without contact id and position)."""
     emails = [
         {**e, "address_key": e["address"].lower(), "domain": e["address"].rsplit("@", 1)[1].lower()}
         for e in clean["emails"]
     ]
-    contact.emails = _sync_children(
-        list(contact.emails),
-        emails,
-        ContactEmail,
-        ("address", "address_key", "domain", "label", "primary", "accepts_email"),
-    )
-    contact.phones = _sync_children(
-        list(contact.phones),
-        clean["phones"],
-        ContactPhone,
-        ("number", "e164", "type", *history.CONSENT_FLAGS),
-    )
+    return {
+        "emails": [{key: e[key] for key in EMAIL_COLUMNS} for e in emails],
+        "phones": [{key: p[key] for key in PHONE_COLUMNS} for p in clean["phones"]],
+        "addresses": [{key: a[key] for key in ADDRESS_COLUMNS} for a in clean["addresses"]],
+    }
+
+
+def _apply(contact: Contact, clean: dict[str, Any]) -> None:
+    for field, value in contact_values(clean).items():
+        setattr(contact, field, value)
+    children = child_values(clean)
+    contact.emails = _sync_children(list(contact.emails), children["emails"], ContactEmail, EMAIL_COLUMNS)
+    contact.phones = _sync_children(list(contact.phones), children["phones"], ContactPhone, PHONE_COLUMNS)
     contact.addresses = _sync_children(
-        list(contact.addresses),
-        clean["addresses"],
-        ContactAddress,
-        ("kind", "street", "street2", "postal_code", "city", "region", "country"),
+        list(contact.addresses), children["addresses"], ContactAddress, ADDRESS_COLUMNS
     )
     contact.tags = resolve_tags(clean["tags"])
-    contact.owners = (
-        list(db.session.scalars(select(User).where(User.id.in_(clean["owners"])))) if clean["owners"] else []
-    )
-    if contact.kind == "person":
-        contact.display_name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
-        contact.sort_key = fold(" ".join(p for p in (contact.last_name, contact.first_name) if p))[:400]
-    else:
-        contact.display_name = contact.name or ""
-        contact.sort_key = fold(contact.name)[:400]
+    # Usually the acting user, already in the session: no query.
+    owners = (db.session.get(User, user_id) for user_id in sorted(clean["owners"]))
+    contact.owners = [owner for owner in owners if owner is not None]
 
 
 def _state_from_input(data: Mapping[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -528,19 +592,33 @@ def _state_from_input(data: Mapping[str, Any], base: dict[str, Any] | None = Non
     return state
 
 
+def _creation_state(data: Mapping[str, Any], user: User | None) -> dict[str, Any]:
+    state = _state_from_input(data)
+    if "owners" not in data and user is not None:
+        state["owners"] = [user.id]
+    return state
+
+
+def prepare_contact(
+    data: Mapping[str, Any], user: User | None = None, cache: ValidationCache | None = None
+) -> dict[str, Any]:
+    """Validate ``data`` for a creation exactly as :func:`create_contact` does and return the clean state
+    for :func:`insert_contacts`. Raises ValidationError naming each bad field. Writes nothing."""
+    return _validate(_creation_state(data, user), None, user, None, cache)
+
+
 def create_contact(
     data: Mapping[str, Any],
     user: User | None = None,
     source: str = "api",
     fields: dict[str, FieldDef] | None = None,
     import_batch: str | None = None,
+    cache: ValidationCache | None = None,
 ) -> Contact:
     """Create a contact from ``data`` in the API's JSON shape. Raises ValidationError naming each bad field."""
-    state = _state_from_input(data)
-    if "owners" not in data and user is not None:
-        state["owners"] = [user.id]
+    state = _creation_state(data, user)
     with transaction():
-        clean = _validate(state, None, user, fields)
+        clean = _validate(state, None, user, fields, cache)
         contact = Contact(
             number=next_contact_number(),
             created_by_id=user.id if user else None,
@@ -557,9 +635,131 @@ def create_contact(
         consents = history.consent_changes({}, snapshot)
         if consents:
             history.record(contact, "consent", user, source, consents)
-        search_index.reindex([contact])
+        search_index.reindex([contact], new=True)
         plugin_host().hook.contact_created(contact=contact, user=user, source=source)
     return contact
+
+
+def insert_contacts(
+    cleans: list[dict[str, Any]],
+    user: User | None = None,
+    source: str = "import",
+    import_batch: str | None = None,
+    tag_cache: dict[str, tuple[int, str]] | None = None,
+    fire_events: bool = True,
+) -> list[int]:
+    """Create many contacts from states returned by :func:`prepare_contact`; return their ids in order.
+
+    The bulk path of :func:`create_contact` (imports): the same rows, history (create and consent
+    entries), search tokens and ``contact_created`` calls, written with a few statements for the
+    whole list instead of a few per contact. Plugins get the stored contacts, loaded once, only when
+    one implements ``contact_created``; ``fire_events=False`` (dry runs) leaves them out.
+    """
+    if not cleans:
+        return []
+    with transaction():
+        now = utcnow()
+        numbers = next_contact_numbers(len(cleans))
+        values = [contact_values(clean) for clean in cleans]
+        creator = user.id if user else None
+        db.session.execute(
+            insert(Contact.__table__),
+            [
+                {
+                    **row,
+                    "number": number,
+                    "created_by_id": creator,
+                    "import_batch": import_batch,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for row, number in zip(values, numbers, strict=True)
+            ],
+        )
+        id_of = dict(
+            db.session.execute(select(Contact.number, Contact.id).where(Contact.number.in_(numbers))).all()
+        )
+        ids = [id_of[number] for number in numbers]
+        tag_ids = resolve_tag_ids([name for clean in cleans for name in clean["tags"]], tag_cache)
+        organization_ids = {clean["organization_id"] for clean in cleans if clean["organization_id"]}
+        organizations = (
+            dict(
+                db.session.execute(
+                    select(Contact.id, Contact.name).where(Contact.id.in_(organization_ids))
+                ).all()
+            )
+            if organization_ids
+            else {}
+        )
+        tables = {"emails": ContactEmail, "phones": ContactPhone, "addresses": ContactAddress}
+        children: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
+        tag_rows, owner_rows, history_rows, token_rows = [], [], [], []
+        for clean, row, number, contact_id in zip(cleans, values, numbers, ids, strict=True):
+            own = child_values(clean)
+            for name, items in own.items():
+                children[name].extend(
+                    {**item, "contact_id": contact_id, "position": position}
+                    for position, item in enumerate(items)
+                )
+            tags = [tag_ids[tag_key(name)] for name in clean["tags"]]
+            tag_rows.extend(
+                {"contact_id": contact_id, "tag_id": tag_id} for tag_id, _name in dict(tags).items()
+            )
+            owner_rows.extend({"contact_id": contact_id, "user_id": owner} for owner in clean["owners"])
+            draft = _draft(row, own, contact_id, number, now, [name for _id, name in tags], clean["owners"])
+            snapshot = audited_state(draft)  # type: ignore[arg-type]
+            history_rows.extend(history.entry_rows(draft, "create", user, source, snapshot=snapshot))
+            consents = history.consent_changes({}, snapshot)
+            if consents:
+                history_rows.extend(history.entry_rows(draft, "consent", user, source, consents))
+            token_rows.extend(
+                search_index.token_rows(draft, organizations.get(row["organization_id"]))  # type: ignore[arg-type]
+            )
+        for name, model in tables.items():
+            if children[name]:
+                db.session.execute(insert(model.__table__), children[name])
+        for table, rows in ((contact_tags, tag_rows), (contact_owners, owner_rows)):
+            if rows:
+                db.session.execute(insert(table), rows)
+        db.session.execute(insert(HistoryEntry.__table__), history_rows)
+        if token_rows:
+            db.session.execute(insert(SearchToken.__table__), token_rows)
+        hook = plugin_host().hook.contact_created
+        if fire_events and hook.get_hookimpls():
+            loaded = {
+                c.id: c
+                for c in db.session.scalars(select(Contact).where(Contact.id.in_(ids)).options(*EAGER))
+            }
+            try:
+                for contact_id in ids:
+                    hook(contact=loaded[contact_id], user=user, source=source)
+            except BaseException:
+                # The caller rolls these rows back: forget the objects too (their ids will be reused).
+                for contact in loaded.values():
+                    db.session.expunge(contact)
+                raise
+    return ids
+
+
+def _draft(
+    values: dict[str, Any],
+    children: dict[str, list[dict[str, Any]]],
+    contact_id: int,
+    number: str,
+    now: dt.datetime,
+    tag_names: list[str],
+    owners: list[int],
+) -> SimpleNamespace:
+    """A stand-in with a new contact's attributes, so the same serializer and tokenizer serve the bulk path."""
+    draft = SimpleNamespace(**{column.key: None for column in Contact.__table__.columns})
+    draft.__dict__.update(values)
+    draft.__dict__.update(id=contact_id, number=number, version=1, created_at=now, updated_at=now)
+    for name, items in children.items():
+        setattr(draft, name, [SimpleNamespace(**item) for item in items])
+    draft.tags = [SimpleNamespace(name=name) for name in dict.fromkeys(tag_names)]
+    draft.owners = [SimpleNamespace(id=owner) for owner in owners]
+    return draft
 
 
 def check_version(contact: Contact, expected_version: int | None, header: bool = False) -> None:
@@ -582,9 +782,12 @@ def update_contact(
     expected_version: int | None = None,
     if_match: int | None = None,
     fields: dict[str, FieldDef] | None = None,
+    cache: ValidationCache | None = None,
+    import_batch: str | None = None,
 ) -> Contact:
     """Change the fields present in ``data`` (lists such as emails are replaced whole; ``custom`` keys are
-    merged, a null value removing one). ``expected_version``/``if_match`` guard against lost updates."""
+    merged, a null value removing one). ``expected_version``/``if_match`` guard against lost updates.
+    ``import_batch`` marks the contact as changed by that import (only when something changed)."""
     with transaction():
         contact = get_contact(contact_id, user, "write")
         check_version(contact, if_match, header=True)
@@ -592,7 +795,7 @@ def update_contact(
         before = audited_state(contact)
         old_name = contact.name
         state = _state_from_input(data, {k: v for k, v in before.items() if k != "custom"})
-        clean = _validate(state, contact, user, fields)
+        clean = _validate(state, contact, user, fields, cache)
         with db.session.no_autoflush:
             _apply(contact, clean)
             after = audited_state(contact)
@@ -600,6 +803,10 @@ def update_contact(
         if not changes:
             return contact  # nothing changed: no new version, no history
         contact.updated_at = utcnow()
+        if import_batch is not None:
+            contact.import_batch = import_batch
+        if "status" in changes:
+            contact.status_forced = True  # a person chose it: automatic changes leave it alone
         db.session.flush()
         history.record(contact, "update", user, source, changes)
         consents = history.consent_changes(before, after)

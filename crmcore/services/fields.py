@@ -173,10 +173,12 @@ def clean_custom(
 def create_definition(data: dict[str, Any]) -> CustomFieldDefinition:
     key = data.get("key", "")
     label_en = data.get("label_en") or data.get("label") or ""
+    if not label_en.strip():
+        raise ValidationError({"label_en": ["a label is required"]})
     try:
         field_def = FieldDef(
             key=key,
-            label=label_en or " ",
+            label=label_en,
             type=data.get("type", "text"),
             kinds=tuple(data.get("kinds") or ("person", "organization")),
             required=bool(data.get("required")),
@@ -185,8 +187,6 @@ def create_definition(data: dict[str, Any]) -> CustomFieldDefinition:
         )
     except ContributionError as exc:
         raise ValidationError({_field_of(str(exc)): [str(exc)]}) from None
-    if not label_en.strip():
-        raise ValidationError({"label_en": ["a label is required"]})
     with transaction():
         if field_def.key in all_fields():
             raise Conflict(f"custom field {key!r} already exists", field="key")
@@ -236,10 +236,12 @@ def update_definition(key: str, data: dict[str, Any]) -> CustomFieldDefinition:
             "choices": data.get("choices", row.choices),
             "max_length": data.get("max_length", row.max_length),
         }
+        if not (merged["label_en"] or "").strip():
+            raise ValidationError({"label_en": ["a label is required"]})
         try:
             FieldDef(
                 key=row.key,
-                label=merged["label_en"] or " ",
+                label=merged["label_en"],
                 type=row.type,  # type: ignore[arg-type]
                 kinds=tuple(merged["kinds"]),
                 choices=tuple(merged["choices"] or ()),

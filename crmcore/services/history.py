@@ -52,6 +52,22 @@ def record(
     revision: int | None = None,
 ) -> None:
     """Write history entries: one per changed field, or a single one carrying ``snapshot`` as its new value."""
+    db.session.execute(
+        insert(HistoryEntry), entry_rows(contact, action, user, source, changes, snapshot, revision)
+    )
+
+
+def entry_rows(
+    contact: Any,
+    action: str,
+    user: User | None,
+    source: str,
+    changes: Mapping[str, tuple[Any, Any]] | None = None,
+    snapshot: Any = None,
+    revision: int | None = None,
+) -> list[dict[str, Any]]:
+    """The rows :func:`record` inserts (``contact`` needs only ``id`` and ``version``): bulk writers
+    gather them for many contacts and insert them at once."""
     base = {
         "contact_id": contact.id,
         "action": action,
@@ -61,10 +77,8 @@ def record(
         "revision": revision if revision is not None else contact.version,
     }
     if changes:
-        rows = [{**base, "field": field, "old": old, "new": new} for field, (old, new) in changes.items()]
-    else:
-        rows = [{**base, "field": None, "old": None, "new": snapshot}]
-    db.session.execute(insert(HistoryEntry), rows)
+        return [{**base, "field": field, "old": old, "new": new} for field, (old, new) in changes.items()]
+    return [{**base, "field": None, "old": None, "new": snapshot}]
 
 
 def entries(contact_id: int, limit: int = 500, before_id: int | None = None) -> list[HistoryEntry]:

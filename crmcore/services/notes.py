@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from crmcore.errors import NotFound, ValidationError
 from crmcore.extensions import db
-from crmcore.models import Note, User, utcnow
+from crmcore.models import Contact, HistoryEntry, Note, User, utcnow
 from crmcore.services import history
 from crmcore.services.contacts import get_contact
 from crmcore.services.transactions import transaction
@@ -29,8 +29,10 @@ def _check(body: str | None, kind: str) -> str:
     return text
 
 
-def list_notes(contact_id: int, user: User | None = None, kind: str | None = None) -> list[Note]:
-    contact = get_contact(contact_id, user)
+def list_notes(
+    contact_id: int, user: User | None = None, kind: str | None = None, include_deleted: bool = False
+) -> list[Note]:
+    contact = get_contact(contact_id, user, include_deleted=include_deleted)
     query = select(Note).where(Note.contact_id == contact.id)
     if kind:
         query = query.where(Note.kind == kind)
@@ -50,6 +52,48 @@ def add_note(
             contact, "note", user, source, {f"notes[{note.id}]": (None, {"kind": kind, "body": text})}
         )
     return note
+
+
+def check_note(body: str | None, kind: str = "internal") -> str:
+    """The note text as it will be stored; ValidationError when it cannot be (empty, too long, bad kind)."""
+    return _check(body, kind)
+
+
+def add_notes(
+    items: list[tuple[Contact, str]], kind: str = "internal", user: User | None = None, source: str = "import"
+) -> list[int]:
+    """Add one note to each contact of ``items`` (``(contact, checked body)``) with a few statements:
+    the bulk path of :func:`add_note` for imports (same rows and history entries). The caller has
+    just created these contacts or checked it may change them. Returns the note ids in order."""
+    if not items:
+        return []
+    now = utcnow()
+    author = user.id if user else None
+    rows = [
+        {
+            "contact_id": contact.id,
+            "kind": kind,
+            "body": body,
+            "author_id": author,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for contact, body in items
+    ]
+    ids = list(
+        db.session.execute(
+            insert(Note.__table__).returning(Note.__table__.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+    )
+    entries = []
+    for (contact, body), note_id in zip(items, ids, strict=True):
+        entries.extend(
+            history.entry_rows(
+                contact, "note", user, source, {f"notes[{note_id}]": (None, {"kind": kind, "body": body})}
+            )
+        )
+    db.session.execute(insert(HistoryEntry), entries)
+    return ids
 
 
 def _get_note(contact_id: int, note_id: int) -> Note:

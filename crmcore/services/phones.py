@@ -24,16 +24,30 @@ def to_e164(raw: str, default_region: str | None) -> str:
         raise InvalidPhone(f"{raw!r} is not a phone number ({_reason(exc)})") from None
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhone(f"{raw!r} is not a possible phone number for its country")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    _remember(e164, parsed)
+    return e164
+
+
+#: The last numbers parsed, so indexing a contact just validated does not parse its numbers again.
+_PARSED: dict[str, phonenumbers.PhoneNumber] = {}
+
+
+def _remember(e164: str, parsed: phonenumbers.PhoneNumber) -> None:
+    if len(_PARSED) >= 2048:
+        _PARSED.clear()
+    _PARSED[e164] = parsed
 
 
 def search_forms(e164: str) -> list[str]:
     """Digit strings a user may type for this number: international and national, with trunk prefix."""
     forms = {digits(e164)}
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return sorted(forms)
+    parsed = _PARSED.get(e164)
+    if parsed is None:
+        try:
+            parsed = phonenumbers.parse(e164, None)
+        except phonenumbers.NumberParseException:
+            return sorted(forms)
     national = str(parsed.national_number)
     forms.add(national)
     forms.add(digits(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)))

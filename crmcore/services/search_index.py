@@ -17,7 +17,10 @@ MAX_TOKEN = 254
 def tokens_for(contact: Contact, organization_name: str | None = None) -> set[str]:
     tokens: set[str] = set()
     for text in (contact.first_name, contact.last_name, contact.name, organization_name):
-        tokens.update(words(text))
+        for word in words(text):
+            tokens.add(word)
+            if "-" in word:  # "Müller-Durand" is found by "durand" too
+                tokens.update(part for part in word.split("-") if part)
     for email in contact.emails:
         tokens.add(email.address_key)
         tokens.add(email.domain)
@@ -31,19 +34,25 @@ def tokens_for(contact: Contact, organization_name: str | None = None) -> set[st
     return {token[:MAX_TOKEN] for token in tokens if token}
 
 
-def reindex(contacts: Iterable[Contact]) -> None:
-    """Replace the tokens of ``contacts`` (already flushed, so they have ids)."""
+def reindex(contacts: Iterable[Contact], new: bool = False) -> None:
+    """Replace the tokens of ``contacts`` (already flushed, so they have ids); ``new``: they have none yet."""
     contacts = list(contacts)
     if not contacts:
         return
-    ids = [contact.id for contact in contacts]
-    db.session.execute(delete(SearchToken).where(SearchToken.contact_id.in_(ids)))
+    if not new:
+        ids = [contact.id for contact in contacts]
+        db.session.execute(delete(SearchToken).where(SearchToken.contact_id.in_(ids)))
     rows = []
     for contact in contacts:
         organization = contact.organization.name if contact.organization is not None else None
-        rows.extend({"token": token, "contact_id": contact.id} for token in tokens_for(contact, organization))
+        rows.extend(token_rows(contact, organization))
     if rows:
         db.session.execute(insert(SearchToken), rows)
+
+
+def token_rows(contact: Contact, organization_name: str | None = None) -> list[dict[str, object]]:
+    """The search token rows of a new contact (bulk writers insert many contacts' rows at once)."""
+    return [{"token": token, "contact_id": contact.id} for token in tokens_for(contact, organization_name)]
 
 
 def query_terms(q: str) -> list[str]:

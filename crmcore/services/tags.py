@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select
+from functools import lru_cache
+
+from sqlalchemy import delete, func, insert, select, update
 
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.extensions import db
-from crmcore.models import Contact, Tag, User, contact_tags
+from crmcore.models import Contact, Tag, User, contact_tags, utcnow
 from crmcore.services import history
 from crmcore.services.text import fold
 from crmcore.services.transactions import transaction
 
 
+@lru_cache(maxsize=4096)
 def tag_key(name: str) -> str:
     return " ".join(fold(name).split())[:80]
 
@@ -31,6 +34,34 @@ def resolve_tags(names: list[str]) -> list[Tag]:
             existing[key] = tag
         result.append(tag)
     return result
+
+
+def resolve_tag_ids(
+    names: list[str], known: dict[str, tuple[int, str]] | None = None
+) -> dict[str, tuple[int, str]]:
+    """``{key: (tag id, stored name)}`` for ``names``, creating the missing tags with one statement.
+
+    The bulk counterpart of :func:`resolve_tags`; ``known`` is a cache shared by successive calls.
+    """
+    known = {} if known is None else known
+    wanted = {}
+    for name in names:
+        key = tag_key(name)
+        if key not in known:
+            wanted.setdefault(key, name.strip())
+    if wanted:
+        for tag_id, key, name in db.session.execute(
+            select(Tag.id, Tag.key, Tag.name).where(Tag.key.in_(list(wanted)))
+        ):
+            known[key] = (tag_id, name)
+        missing = [{"key": key, "name": name} for key, name in wanted.items() if key not in known]
+        if missing:
+            db.session.execute(insert(Tag), missing)
+            for tag_id, key, name in db.session.execute(
+                select(Tag.id, Tag.key, Tag.name).where(Tag.key.in_([row["key"] for row in missing]))
+            ):
+                known[key] = (tag_id, name)
+    return {tag_key(name): known[tag_key(name)] for name in names}
 
 
 def list_tags() -> list[tuple[Tag, int]]:
@@ -113,17 +144,36 @@ def merge_tags(source_ids: list[int], target_id: int, user: User | None = None, 
         names = [t.name for t in sources]
         for tag in sources:
             db.session.delete(tag)
-        for contact in (
-            db.session.scalars(select(Contact).where(Contact.id.in_(affected))) if affected else []
-        ):
-            history.record(
-                contact, "update", user, source, {"tags": (names, [target.name])}, revision=contact.version
-            )
-        db.session.flush()
-        db.session.expire_all()
+        _changed(affected, {"tags": (names, [target.name])}, user, source)
     return target
 
 
-def delete_tag(tag_id: int) -> None:
+def _changed(
+    contact_ids: list[int], changes: dict[str, tuple[object, object]], user: User | None, source: str
+) -> None:
+    """Contacts whose tags were changed in bulk: a new version (ETag, If-Match, updated_since) and history."""
+    if contact_ids:
+        table = Contact.__table__
+        db.session.execute(
+            update(table)
+            .where(table.c.id.in_(contact_ids))
+            .values(version=table.c.version + 1, updated_at=utcnow())
+        )
+        contacts = db.session.scalars(
+            select(Contact).where(Contact.id.in_(contact_ids)).execution_options(populate_existing=True)
+        )
+        for contact in contacts:
+            history.record(contact, "update", user, source, changes)
+    db.session.flush()
+    db.session.expire_all()
+
+
+def delete_tag(tag_id: int, user: User | None = None, source: str = "api") -> None:
+    """Delete a tag; the contacts carrying it lose it (a recorded change of each)."""
     with transaction():
-        db.session.delete(get_tag(tag_id))
+        tag = get_tag(tag_id)
+        affected = list(
+            db.session.scalars(select(contact_tags.c.contact_id).where(contact_tags.c.tag_id == tag.id))
+        )
+        db.session.delete(tag)
+        _changed(affected, {"tags": ([tag.name], [])}, user, source)

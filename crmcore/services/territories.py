@@ -7,11 +7,17 @@ from functools import cache
 from babel import Locale
 
 
+#: Two-letter CLDR territories that are groupings or test codes, not places (ZZ is "Unknown Region").
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
+
+
 @cache
 def countries() -> dict[str, str]:
     """ISO 3166 alpha-2 code -> English name."""
     return {
-        code: name for code, name in Locale("en").territories.items() if len(code) == 2 and code.isalpha()
+        code: name
+        for code, name in Locale("en").territories.items()
+        if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _WORD = re.compile(r"[^\w@.+-]+", re.UNICODE)
 _NON_DIGIT = re.compile(r"\D+")
@@ -14,6 +15,14 @@ def fold(text: str | None) -> str:
     """Lowercase without accents: "Élodie Müller" -> "elodie muller"."""
     if not text:
         return ""
+    if text.isascii():  # nothing to decompose (most names, every email): the fast path
+        return text.lower().strip()
+    return _fold_unicode(text)
+
+
+@lru_cache(maxsize=16384)
+def _fold_unicode(text: str) -> str:
+    # Names, cities and tags repeat: bulk imports fold the same words again and again.
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
 

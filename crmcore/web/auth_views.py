@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from crmcore.auth import public, request_user
 from crmcore.errors import CrmError, ValidationError
@@ -63,9 +63,9 @@ def set_language(lang: str) -> Any:
     csrf.protect()
     if lang in ("en", "fr"):
         session["lang"] = lang
-        user = request_user()
-        if user is not None:
-            users.update_user(user.id, language=lang)
+        # A public view: request_user() is not set here, the session still knows who is signed in.
+        if current_user.is_authenticated:
+            users.update_user(current_user.id, language=lang)
     return redirect(
         _safe_next(request.form.get("next") or request.referrer and urlsplit(request.referrer).path)
     )

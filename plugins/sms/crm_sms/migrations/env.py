@@ -1,0 +1,3 @@
+from crmcore.plugin_api import run_migrations
+
+run_migrations()
