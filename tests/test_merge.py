@@ -299,6 +299,15 @@ def test_members_of_a_merged_organization_move(app, make_contact):
     assert get_contact(member.id).organization_id == acme2.id
 
 
+def test_undo_refuses_when_a_member_was_linked_elsewhere(app, make_contact):
+    acme, acme2, other = (make_contact(kind="organization", name=n) for n in ("ACME", "Acme SA", "Other"))
+    member = make_contact(last_name="Worker", organization_id=acme2.id)
+    record = svc.merge_contacts(acme.id, [acme2.id])
+    update_contact(member.id, {"organization_id": other.id})
+    with pytest.raises(Conflict, match=f"contact {member.number} was given another organization"):
+        svc.undo_merge(record.id)
+
+
 def test_undo_refuses_when_a_value_set_by_the_merge_changed(app, people, admin_api):
     original, other = people["original"], people["other"]
     record = svc.merge_contacts(original.id, [other.id])
