@@ -104,13 +104,19 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def timed(calls: Iterator[Callable[[], Any]]) -> list[float]:
-    samples = []
+def percentile_ms(samples: list[float], fraction: float) -> float:
+    return sorted(samples)[min(len(samples) - 1, int(len(samples) * fraction))] * 1000
+
+
+def timed(calls: Iterator[Callable[[], Any]]) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU seconds of each call."""
+    wall, cpu = [], []
     for call in calls:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
-        samples.append(time.perf_counter() - start)
-    return samples
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 class Profiler:
@@ -192,13 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         # 2. One by one through create_contact: the creation rate.
         creations = [contact_data(rng, n, organization_ids) for n in range(bulk, args.contacts)]
         gc.collect()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with Profiler(args.profile, "creations"):
             for data in creations:
                 create_contact(data, admin, "api")
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
         rate = len(creations) / seconds
-        report.append(("creations through create_contact", f"{rate:,.0f} /s", rate > TARGET_RATE))
+        figure = f"{rate:,.0f} /s (cpu {len(creations) / cpu_seconds:,.0f} /s)"
+        report.append(("creations through create_contact", figure, rate > TARGET_RATE))
         print(f"created {len(creations):,} contacts one by one in {seconds:.1f} s")
 
         emails, phones, last_names = [], [], []
@@ -253,12 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     for label, calls in reads:
         part = "list" if label.startswith("list") else "search"
         with Profiler(args.profile, part):
-            samples = timed(iter(calls))
-        figure = median_ms(samples)
+            wall, cpu = timed(iter(calls))
+        figure = median_ms(wall)
         report.append(
             (
                 label,
-                f"{figure:.1f} ms (p90 {sorted(samples)[int(len(samples) * 0.9)] * 1000:.1f})",
+                f"{figure:.1f} ms (cpu {median_ms(cpu):.1f}, p90 {percentile_ms(wall, 0.9):.1f})",
                 figure < TARGET_MS,
             )
         )
@@ -266,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{args.contacts:,} contacts, SQLite, median of {args.repeat} runs  (targets: < {TARGET_MS:.0f} ms, > {TARGET_RATE:,.0f} creations/s)"
+    )
+    print(
+        f"  (wall clock; cpu = this process's CPU time, the figure to trust when others share the machine: load {os.getloadavg()[0]:.1f})"
     )
     width = max(len(label) for label, _figure, _ok in report)
     for label, figure, ok in report:

@@ -335,7 +335,8 @@ def merge_command(
             if original or others or choices:
                 raise click.UsageError("--undo takes only the merge id")
             record = svc.undo_merge(undo_id, None, "cli")
-            message = f"merge {record.id} undone: contacts {', '.join(map(str, record.merged_ids))} are back"
+            back = ", ".join(map(str, record.merged_ids))
+            message = f"merge {record.id} undone; back: contact(s) {back}"
         else:
             if not original or not others:
                 raise click.UsageError("name the original contact and at least one contact to merge into it")

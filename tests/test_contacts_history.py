@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import update
 
+from crmcore.errors import Conflict
 from crmcore.extensions import db
 from crmcore.models import Contact
 from crmcore.services.contacts import create_contact, delete_contact, get_contact, update_contact
@@ -166,14 +168,7 @@ def test_a_write_racing_another_is_refused(app):
     get_contact(contact.id)  # the session now holds version 1
     with db.engine.begin() as connection:  # another process commits version 2 meanwhile
         connection.execute(update(Contact.__table__).where(Contact.id == contact.id).values(version=2))
-    try:
+    with pytest.raises(Conflict):
         update_contact(contact.id, {"first_name": "Late"})
-    except Exception as exc:  # noqa: BLE001 - the type is asserted below
-        error = exc
-    else:
-        error = None
-    from crmcore.errors import Conflict
-
-    assert isinstance(error, Conflict)
     db.session.expire_all()
     assert get_contact(contact.id).first_name is None

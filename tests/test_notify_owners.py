@@ -96,3 +96,44 @@ def test_an_unreachable_mail_server_does_not_fail_the_save(crm_app_factory):
         response = _client(app, other).patch(f"/api/v1/contacts/{contact.id}", json={"job_title": "kept"})
         assert response.status_code == 200
         assert get_contact(contact.id).job_title == "kept"
+
+
+def test_a_change_rolled_back_to_a_savepoint_notifies_nobody(notifying_app, smtp_server):
+    from crmcore.extensions import db
+    from crmcore.services.contacts import create_contact, update_contact
+    from crmcore.services.transactions import savepoint, transaction
+    from crmcore.services.users import create_user
+
+    owner = create_user("owner@example.com", "password123")
+    other = create_user("other@example.com", "password123")
+    kept = create_contact(
+        {
+            "kind": "person",
+            "last_name": "Kept",
+            "visibility": "public_write",
+            "notify_owners": True,
+            "owners": [owner.id],
+        },
+        owner,
+    )
+    dropped = create_contact(
+        {
+            "kind": "person",
+            "last_name": "Dropped",
+            "visibility": "public_write",
+            "notify_owners": True,
+            "owners": [owner.id],
+        },
+        owner,
+    )
+    with transaction():
+        update_contact(kept.id, {"job_title": "kept change"}, other)
+        try:
+            with savepoint():
+                update_contact(dropped.id, {"job_title": "undone"}, other)
+                raise RuntimeError("this row is rejected")
+        except RuntimeError:
+            pass
+    db.session.expire_all()
+    assert len(smtp_server.messages) == 1
+    assert "Kept" in smtp_server.messages[0]["Subject"]

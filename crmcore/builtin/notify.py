@@ -47,30 +47,38 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _queue(contact: Contact, user: User | None, verb: str, changes: Mapping[str, tuple[Any, Any]]) -> None:
-    if not contact.notify_owners:
+def _queue(
+    contact: Contact, user: User | None, verb: str, changes: Mapping[str, tuple[Any, Any]], source: str
+) -> None:
+    # An import would mail every owner once per row; imports are reported by their own summary.
+    if not contact.notify_owners or source == "import":
         return
     recipients = [owner for owner in contact.owners if owner.active and (user is None or owner.id != user.id)]
     if not recipients:
         return
     pending = db.session.info.setdefault(_PENDING, [])
+    # Remember the (possibly nested) transaction: a savepoint rolled back later takes its mails with it.
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
     for owner in recipients:
         texts = TEXTS["fr" if owner.language == "fr" else "en"]
         who = user.display_name if user else texts["system"]
         fields = {"name": contact.display_name, "number": contact.number, "who": who, "verb": texts[verb]}
         lines = [texts["intro"].format(**fields), ""]
         lines += [f"- {field}: {_show(old)} -> {_show(new)}" for field, (old, new) in changes.items()]
-        pending.append((owner.email, texts["subject"].format(**fields), "\n".join(lines)))
+        pending.append((transaction, owner.email, texts["subject"].format(**fields), "\n".join(lines)))
 
 
 @hookimpl
-def contact_updated(contact: Contact, changes: Mapping[str, tuple[Any, Any]], user: User | None) -> None:
-    _queue(contact, user, "updated", changes)
+def contact_updated(
+    contact: Contact, changes: Mapping[str, tuple[Any, Any]], user: User | None, source: str
+) -> None:
+    _queue(contact, user, "updated", changes, source)
 
 
 @hookimpl
-def contact_deleted(contact: Contact, user: User | None) -> None:
-    _queue(contact, user, "deleted", {})
+def contact_deleted(contact: Contact, user: User | None, source: str) -> None:
+    _queue(contact, user, "deleted", {}, source)
 
 
 def _send_pending(session: Session) -> None:
@@ -79,15 +87,26 @@ def _send_pending(session: Session) -> None:
         return
     from crmcore.mail import MailError, build_message, send
 
-    for address, subject, body in pending:
+    for _transaction, address, subject, body in pending:
         try:
             send(build_message([address], subject, body))
         except MailError as exc:
             log.warning("could not notify %s: %s", address, exc)
 
 
-def _forget_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _within(transaction: Any, ended: Any) -> bool:
+    while transaction is not None:
+        if transaction is ended:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """A transaction or savepoint was rolled back: drop the mails its changes queued."""
+    pending = session.info.get(_PENDING)
+    if pending:
+        pending[:] = [item for item in pending if not _within(item[0], previous_transaction)]
 
 
 @hookimpl
@@ -95,4 +114,4 @@ def crm_app_ready(app: Any) -> None:
     # Listeners on the Session class are global: register them once per process.
     if not event.contains(Session, "after_commit", _send_pending):
         event.listen(Session, "after_commit", _send_pending)
-        event.listen(Session, "after_rollback", _forget_pending)
+        event.listen(Session, "after_soft_rollback", _forget_rolled_back)

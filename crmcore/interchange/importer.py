@@ -31,6 +31,7 @@ cells change nothing.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -184,14 +185,21 @@ class Importer:
         self.report.batch = self.batch_id
 
     def _process(self, records: Iterable[ImportRecord]) -> None:
-        chunk: list[ImportRecord] = []
-        for record in records:
-            chunk.append(record)
-            if len(chunk) >= self.options.chunk_size:
+        # An import makes many short-lived objects: the collector's full passes would walk every object
+        # of the application (models, metadata, locale data) again and again. Freezing what exists now
+        # leaves them out; unfreezing gives them back (nothing is kept alive longer).
+        gc.freeze()
+        try:
+            chunk: list[ImportRecord] = []
+            for record in records:
+                chunk.append(record)
+                if len(chunk) >= self.options.chunk_size:
+                    self._chunk(chunk)
+                    chunk = []
+            if chunk:
                 self._chunk(chunk)
-                chunk = []
-        if chunk:
-            self._chunk(chunk)
+        finally:
+            gc.unfreeze()
 
     def _chunk(self, records: list[ImportRecord]) -> None:
         with transaction():

@@ -44,7 +44,7 @@ def crm_error_page(error: CrmError) -> Any:
 
 def init_web(app: Flask) -> None:
     from crmcore.auth import request_user
-    from crmcore.web import admin, auth_views, contacts
+    from crmcore.web import admin, auth_views, contacts, duplicates
     from crmcore.web.i18n import init_i18n
     from crmcore.web.labels import ui
     from crmcore.web.messages import translate
@@ -54,6 +54,7 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(contacts.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(duplicates.bp)
     app.jinja_env.globals["ui"] = ui
     app.jinja_env.bytecode_cache = _COMPILED_TEMPLATES
     app.jinja_env.filters["crm_message"] = translate

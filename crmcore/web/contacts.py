@@ -160,6 +160,10 @@ def mass() -> Any:
         )
     if action.startswith("plugin:"):
         return _plugin_mass_action(action, ids, back)
+    if action == "merge":
+        from crmcore.web.duplicates import mass_merge
+
+        return mass_merge(ids, back)
     owner = request.form.get("owner", "")
     try:
         result = bulk.apply(
