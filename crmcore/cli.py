@@ -139,6 +139,9 @@ def demo_command() -> None:
         click.echo("database already holds contacts: demo data not loaded")
     if login:
         click.echo(f"demo login: {login[0]} / password: {login[1]}")
+    else:
+        click.echo("users already exist; the demo login was printed when it was created. To set a new password:\n"
+                   "  echo 'new-password' | crm users password --email admin@example.com")
 
 
 # -- users and tokens -----------------------------------------------------------------------------
@@ -168,6 +171,23 @@ def users_create(email: str, name: str, admin: bool, language: str | None, passw
     except CrmError as exc:
         raise click.ClickException(_describe(exc)) from None
     click.echo(f"created user {user.id} {user.email}{' (admin)' if user.is_admin else ''}")
+
+
+@users.command("password", help="Set a user's password, read from standard input (first line).")
+@click.option("--email", required=True)
+@with_appcontext
+def users_password(email: str) -> None:
+    from crmcore.errors import CrmError
+    from crmcore.services.users import find_user, set_password
+
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    try:
+        set_password(user.id, sys.stdin.readline().rstrip("\r\n"))
+    except CrmError as exc:
+        raise click.ClickException(_describe(exc)) from None
+    click.echo(f"password of {user.email} changed")
 
 
 @users.command("list", help="List users.")

@@ -235,3 +235,18 @@ def test_default_page_size(client):
     body = client.get(API).get_json()
     assert body["limit"] == 50
     assert body["next_cursor"] is None
+
+
+def test_list_items_are_the_contacts_as_read_one_by_one(client, people, make_user):
+    owner = make_user(name="Second owner", password=None)
+    client.patch(
+        f"{API}/{people['john']['id']}",
+        json={
+            "tags": ["b", "a"],
+            "owners": [owner.id, *people["john"]["owners"]],
+            "emails": [{"address": "z@example.org"}, {"address": "a@example.org", "primary": True}],
+            "addresses": [{"kind": "billing", "city": "Leeds"}, {"kind": "main", "city": "York"}],
+        },
+    )
+    for item in client.get(f"{API}?limit=500").get_json()["items"]:
+        assert item == client.get(f"{API}/{item['id']}").get_json()

@@ -113,7 +113,15 @@ def test_duplicate_page_lists_a_known_pair(app, admin, pair):
     block = page[page.index(f'data-pair="{jean.id}-{dupond.id}"') :]
     assert re.search(r"duplicate-score[^>]*>\d+%<", block)
     assert "same email jean.dupont@acme.example" in block
-    for shown in (jean.number, dupond.number, "Dupont", "Dupond", "jd@home.example", "06 12 34 56 78", "Paris"):
+    for shown in (
+        jean.number,
+        dupond.number,
+        "Dupont",
+        "Dupond",
+        "jd@home.example",
+        "06 12 34 56 78",
+        "Paris",
+    ):
         assert shown in block, shown
     assert f'href="/contacts/merge?ids={jean.id}&amp;ids={dupond.id}"' in response.get_data(as_text=True)
 
@@ -132,6 +140,20 @@ def test_duplicate_page_threshold_and_pagination(app, admin, pair, make_contact,
     strict = text(admin.get("/contacts/duplicates?threshold=1"))
     assert 'id="no-duplicates"' in strict
     assert text(admin.get("/contacts/duplicates?threshold=abc&page=-3")).count("duplicate-pair") >= 1
+
+
+def test_a_kept_scan_is_dropped_when_a_contact_changes(app, admin, pair, make_contact):
+    from crmcore.services.contacts import delete_contact
+
+    jean, dupond, _other = pair
+    assert "1 pair of contacts may be duplicates." in text(admin.get("/contacts/duplicates"))
+    assert "1 pair of contacts may be duplicates." in text(admin.get("/contacts/duplicates"))  # kept
+    twin = make_contact(first_name="Zoé", last_name="Martin", emails=[{"address": "zoe@else.example"}])
+    db.session.commit()
+    assert "2 pairs of contacts may be duplicates." in text(admin.get("/contacts/duplicates"))
+    delete_contact(twin.id)
+    db.session.commit()
+    assert "1 pair of contacts may be duplicates." in text(admin.get("/contacts/duplicates"))
 
 
 def test_contacts_a_user_may_not_read_never_appear(app, make_contact):

@@ -24,7 +24,7 @@ from crmcore.errors import NotFound, PreconditionFailed, ValidationError
 from crmcore.services import contacts as svc
 from crmcore.services import history, notes, photos
 from crmcore.services.contact_query import list_contacts, related_contacts
-from crmcore.services.serialize import contact_to_dict
+from crmcore.services.serialize import contact_to_dict, contacts_to_dicts
 
 blp = Blueprint(
     "contacts", __name__, url_prefix="/api/v1/contacts", description="Contacts: people and organizations"
@@ -74,12 +74,12 @@ class Contacts(MethodView):
 
         Pagination is by cursor: pass ``next_cursor`` back as ``cursor`` for the next page.
         """
-        page = list_contacts(request_user(), custom=_custom_filters(), **args)
-        # contact_to_dict is already the documented shape: a second pass through marshmallow would
+        page = list_contacts(request_user(), custom=_custom_filters(), eager=False, **args)
+        # contacts_to_dicts is already the documented shape: a second pass through marshmallow would
         # cost as much as the query (tests check the schema describes it).
         return jsonify(
             {
-                "items": [contact_to_dict(c) for c in page.items],
+                "items": contacts_to_dicts(page.items),
                 "next_cursor": page.next_cursor,
                 "limit": page.limit,
             }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, intersect, or_, select
 
 from crmcore.errors import ValidationError
 from crmcore.extensions import db
@@ -63,15 +63,44 @@ def _decode_cursor(cursor: str, sort_field: str) -> tuple[Any, int]:
     return value, contact_id
 
 
-def search_condition(q: str) -> ColumnElement[bool] | None:
-    """Every word of ``q`` must start one of the contact's search tokens."""
-    conditions = []
-    for term in search_index.query_terms(q):
-        matching = select(SearchToken.contact_id).where(
-            SearchToken.token >= term, SearchToken.token < prefix_upper_bound(term)
-        )
-        conditions.append(Contact.id.in_(matching))
-    return and_(*conditions) if conditions else None
+def _token_range(term: str) -> ColumnElement[bool]:
+    return and_(SearchToken.token >= term, SearchToken.token < prefix_upper_bound(term))
+
+
+def search_condition(q: str, walk: bool = False) -> ColumnElement[bool] | None:
+    """Every word of ``q`` must start one of the contact's search tokens.
+
+    ``walk``: write it so that SQLite walks the index of the sort order and keeps the matching contacts
+    (see :func:`_walk_sort_index`) instead of looking every match up and sorting them all.
+    """
+    words = [select(SearchToken.contact_id).where(_token_range(term)) for term in search_index.query_terms(q)]
+    if not words:
+        return None
+    # Several words: their matches are intersected first, so only contacts matching all are looked up.
+    matching = words[0] if len(words) == 1 else intersect(*words)
+    # "id + 0" cannot be looked up by the primary key, which leaves the sort order's index to SQLite.
+    return (Contact.id + 0 if walk else Contact.id).in_(matching)
+
+
+def _walk_sort_index(q: str | None) -> bool:
+    """True when every word of ``q`` matches a large share of the contacts, on SQLite.
+
+    SQLite otherwise fetches every match by id and sorts them all for one page ("mar" among 100,000
+    contacts: 15,000 rows, 16 ms); walking the sort order's index finds a page of common matches after a
+    few hundred rows (6 ms) but would read the whole index for a rare word, hence this probe, which reads
+    at most a tenth of the table's size of index entries per word. PostgreSQL's planner decides by itself.
+    """
+    if not q or db.engine.dialect.name != "sqlite":
+        return False
+    terms = search_index.query_terms(q)
+    if not terms:
+        return False
+    threshold = max(1000, (db.session.scalar(select(func.max(Contact.id))) or 0) // 10)
+    for term in terms:
+        sample = select(SearchToken.contact_id).where(_token_range(term)).limit(threshold).subquery()
+        if db.session.scalar(select(func.count()).select_from(sample)) < threshold:
+            return False
+    return True
 
 
 def list_contacts(
@@ -89,8 +118,13 @@ def list_contacts(
     limit: int | None = None,
     cursor: str | None = None,
     ids: list[int] | None = None,
+    eager: bool = True,
 ) -> Page:
-    """One page of the contacts ``user`` may see, filtered and sorted, with the cursor of the next page."""
+    """One page of the contacts ``user`` may see, filtered and sorted, with the cursor of the next page.
+
+    ``eager=False`` leaves their emails, phones, addresses, tags and owners unloaded (for
+    :func:`~crmcore.services.serialize.contacts_to_dicts`, which reads them more cheaply).
+    """
     config = current_app.config
     limit = limit or config["PAGE_SIZE"]
     if not 1 <= limit <= config["MAX_PAGE_SIZE"]:
@@ -103,7 +137,8 @@ def list_contacts(
 
     query = select(Contact).where(access.visible_filter(user))
     query = query.where(Contact.deleted_at.is_not(None) if deleted else Contact.deleted_at.is_(None))
-    for condition in _filters(q, kind, status, tag, owner, updated_since, custom, organization_id, ids):
+    walk = _walk_sort_index(q)
+    for condition in _filters(q, kind, status, tag, owner, updated_since, custom, organization_id, ids, walk):
         query = query.where(condition)
     if cursor:
         value, last_id = _decode_cursor(cursor, sort_field)
@@ -112,7 +147,8 @@ def list_contacts(
         else:
             query = query.where(or_(column > value, and_(column == value, Contact.id > last_id)))
     order = (column.desc(), Contact.id.desc()) if descending else (column.asc(), Contact.id.asc())
-    rows = list(db.session.scalars(query.order_by(*order).limit(limit + 1).options(*EAGER)))
+    options = EAGER if eager else ()
+    rows = list(db.session.scalars(query.order_by(*order).limit(limit + 1).options(*options)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -131,10 +167,11 @@ def _filters(
     custom: Mapping[str, Any] | None,
     organization_id: int | None,
     ids: list[int] | None,
+    walk: bool = False,
 ) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if q:
-        condition = search_condition(q)
+        condition = search_condition(q, walk)
         if condition is not None:
             conditions.append(condition)
     if kind:

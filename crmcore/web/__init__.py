@@ -45,6 +45,7 @@ def crm_error_page(error: CrmError) -> Any:
 def init_web(app: Flask) -> None:
     from crmcore.auth import request_user
     from crmcore.web import admin, auth_views, contacts, duplicates
+    from crmcore.web import imports as import_pages
     from crmcore.web.i18n import init_i18n
     from crmcore.web.labels import ui
     from crmcore.web.messages import translate
@@ -55,6 +56,7 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(contacts.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(duplicates.bp)
+    app.register_blueprint(import_pages.bp)
     app.jinja_env.globals["ui"] = ui
     app.jinja_env.bytecode_cache = _COMPILED_TEMPLATES
     app.jinja_env.filters["crm_message"] = translate

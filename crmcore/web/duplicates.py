@@ -9,15 +9,18 @@ user pick the original and, field by field, whose value wins; ``merge_contacts``
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_percent, ngettext
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crmcore.auth import request_user
 from crmcore.errors import Conflict, NotFound, ValidationError
@@ -217,12 +220,48 @@ def _page_arg() -> int:
     return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
 
 
+#: Scans kept per application so that the next pages do not scan the base again (least recently used out).
+SCAN_CACHE_SIZE = 8
+#: A kept scan is used for this long at most, whatever happens.
+SCAN_CACHE_SECONDS = 600
+_SCAN_LOCK = threading.Lock()
+
+
+def _scan(user: User | None, threshold: float) -> list[dup.DuplicatePair]:
+    """``find_duplicates(user, threshold)``, kept while the contacts table is unchanged.
+
+    Every service that writes a contact (an email, an owner, a deletion, a merge...) moves its
+    ``updated_at``; a creation or a purge changes the count or the highest id. One indexed query tells
+    whether a kept scan still holds, so paging through the pairs does not scan the base again.
+    """
+    state = tuple(
+        db.session.execute(select(func.count(), func.max(Contact.id), func.max(Contact.updated_at))).one()
+    )
+    key = (user.id if user else None, bool(user and user.is_admin), threshold, state)
+    cache: OrderedDict[Any, tuple[float, list[dup.DuplicatePair]]] = current_app.extensions.setdefault(
+        "crm_duplicate_scans", OrderedDict()
+    )
+    now = time.monotonic()
+    with _SCAN_LOCK:
+        kept = cache.get(key)
+        if kept is not None and now - kept[0] < SCAN_CACHE_SECONDS:
+            cache.move_to_end(key)
+            return kept[1]
+    pairs = dup.find_duplicates(user, threshold)
+    with _SCAN_LOCK:
+        cache[key] = (now, pairs)
+        cache.move_to_end(key)
+        while len(cache) > SCAN_CACHE_SIZE:
+            cache.popitem(last=False)
+    return pairs
+
+
 @bp.route("/contacts/duplicates")
 def index() -> Any:
     user = request_user()
     settings = dup.settings_from_config()
     threshold = _threshold_arg() or settings.threshold
-    pairs = dup.find_duplicates(user, threshold)
+    pairs = _scan(user, threshold)
     total = len(pairs)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(_page_arg(), pages)
