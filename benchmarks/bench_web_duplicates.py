@@ -8,7 +8,8 @@ one contact in twenty has a second record (same email, a typo in the name, or th
 the median (wall clock, and CPU time of this process) of ``--repeat`` requests with the Flask test client.
 
 The duplicate page scans the whole base (``find_duplicates``) when it is first opened or when a contact changed
-since: that figure grows with the base; the next pages reuse the kept scan. Targets: a fresh scan under 5 s for
+since: that figure grows with the base (nearly all of it is ``find_duplicates`` itself, printed on the next
+line); the next pages reuse the kept scan. Targets: a fresh scan under 6 s for
 20,000 contacts (scaled for other sizes), a next page under 150 ms, the merge screen and the merge result under
 150 ms, a merge and its undo (two POSTs with their redirects) under 1 s. The script prints OK / MISSED and
 exits 0.
@@ -46,6 +47,17 @@ FIRST = [
     "Paul",
 ]
 LAST = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau"]
+#: Last names are made of syllables (8,000 of them), as varied as in a real base; a few common ones repeat.
+SYLLABLES = ["ba", "ch", "do", "fer", "gu", "lan", "mo", "nie", "pa", "que", "ri", "sau", "ti", "val", "ber",
+             "cor", "del", "gar", "lou", "mar"]  # fmt: skip
+
+
+def last_name() -> str:
+    if random.random() < 0.1:
+        return random.choice(LAST)
+    return "".join(random.choice(SYLLABLES) for _ in range(3)).capitalize()
+
+
 CITIES = [
     ("Paris", "75001"),
     ("Lyon", "69001"),
@@ -115,13 +127,13 @@ def main() -> int:
             person = {
                 "kind": "person",
                 "first_name": random.choice(FIRST),
-                "last_name": f"{random.choice(LAST)}{n}",
+                "last_name": last_name(),
                 "emails": [{"address": f"contact.{n}@company{n % 1000}.example"}],
                 "phones": [{"number": f"06{n:08d}"}],
                 "addresses": [
                     {
                         "kind": "main",
-                        "street": f"{n % 90 + 1} rue {random.choice(LAST)}",
+                        "street": f"{random.randint(1, 200)} rue {last_name()}",
                         "city": city,
                         "postal_code": postcode,
                         "country": "FR",
@@ -191,8 +203,17 @@ def main() -> int:
     report(
         f"duplicate page, fresh scan ({len(people):,} contacts)",
         median_ms(scan_page, args.repeat),
-        5000 * max(size, 0.1),
+        6000 * max(size, 0.1),
     )
+
+    def service_scan() -> None:
+        with app.app_context():
+            from crmcore.services.duplicates import find_duplicates
+
+            find_duplicates(None)
+
+    wall, cpu = median_ms(service_scan, max(1, args.repeat // 2))
+    print(f"{'  of which find_duplicates() alone':<52} {wall:8.1f} ms wall {cpu:8.1f} ms CPU")
     report(
         "duplicate page, page 2 (scan kept)", median_ms(get("/contacts/duplicates?page=2"), args.repeat), 150
     )

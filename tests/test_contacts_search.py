@@ -250,3 +250,16 @@ def test_list_items_are_the_contacts_as_read_one_by_one(client, people, make_use
     )
     for item in client.get(f"{API}?limit=500").get_json()["items"]:
         assert item == client.get(f"{API}/{item['id']}").get_json()
+
+
+@pytest.mark.parametrize("sort", ["name", "-name", "created_at", "-updated_at", "number"])
+def test_common_words_give_the_same_pages_by_either_plan(client, crowd, people, monkeypatch, sort):
+    """On SQLite a word matching many contacts walks the sort order's index (see _walk_sort_index)."""
+    from crmcore.services import contact_query
+
+    queries = ["e", "a", "ad", "zola", "e m", "acme", "0612", "nobody"]
+    planned = {q: walk(client, f"q={quote(q)}&sort={sort}", 2)[0] for q in queries}
+    monkeypatch.setattr(contact_query, "WALK_MIN_MATCHES", 1)  # every word counts as common
+    for q in queries:
+        assert walk(client, f"q={quote(q)}&sort={sort}", 2)[0] == planned[q], q
+    assert planned["zola"] and planned["e"] and not planned["nobody"]

@@ -82,6 +82,10 @@ def search_condition(q: str, walk: bool = False) -> ColumnElement[bool] | None:
     return (Contact.id + 0 if walk else Contact.id).in_(matching)
 
 
+#: Fewer matches than this for a word: look them up and sort them rather than walk the sort index.
+WALK_MIN_MATCHES = 1000
+
+
 def _walk_sort_index(q: str | None) -> bool:
     """True when every word of ``q`` matches a large share of the contacts, on SQLite.
 
@@ -95,7 +99,7 @@ def _walk_sort_index(q: str | None) -> bool:
     terms = search_index.query_terms(q)
     if not terms:
         return False
-    threshold = max(1000, (db.session.scalar(select(func.max(Contact.id))) or 0) // 10)
+    threshold = max(WALK_MIN_MATCHES, (db.session.scalar(select(func.max(Contact.id))) or 0) // 10)
     for term in terms:
         sample = select(SearchToken.contact_id).where(_token_range(term)).limit(threshold).subquery()
         if db.session.scalar(select(func.count()).select_from(sample)) < threshold:

@@ -285,7 +285,7 @@ def index() -> Any:
                 "merge_url": url_for(".merge", ids=[a.id, b.id]),
             }
         )
-    choices = sorted({*THRESHOLDS, settings.threshold}, reverse=True)
+    choices = sorted({*THRESHOLDS, settings.threshold, threshold}, reverse=True)
 
     def page_url(number: int) -> str:
         params: dict[str, Any] = {"page": number}
