@@ -29,6 +29,7 @@ import argparse
 import gc
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=50, help="runs per read figure (median; default 50)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the database file (its path is printed)")
     parser.add_argument(
         "--profile",
         choices=("bulk", "creations", "list", "search"),
@@ -280,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(label) for label, _figure, _ok in report)
     for label, figure, ok in report:
         print(f"  {label:<{width}}  {figure:>28}  {'OK' if ok else 'MISSED'}")
+    with app.app_context():
+        db.engine.dispose()
+    if args.keep:
+        print(f"database kept: {url}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

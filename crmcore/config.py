@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_COUNTRY": "FR",
     "DEFAULT_LANGUAGE": "fr",
     "PAGE_SIZE": 50,
+    # Largest request body read (uploads: imports up to 50 MB, photos up to 10 MB); larger gets 413.
+    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "MAX_PAGE_SIZE": 500,
     # Mail domains that do not identify an organisation: ignored by "related contacts".
     "PUBLIC_MAIL_DOMAINS": [

@@ -349,3 +349,19 @@ def test_docs_page_loads_without_external_urls(anonymous_client):
         assert loaded.status_code == 200, asset
         assert len(loaded.data) > 1000
         loaded.close()
+
+
+def test_a_body_over_the_request_limit_is_refused_before_being_read(crm_app_factory, admin_user):
+    from crmcore.services.users import create_token
+
+    app = crm_app_factory(MAX_CONTENT_LENGTH=1024)
+    with app.app_context():
+        _row, token = create_token(admin_user.id)
+        response = app.test_client().post(
+            "/api/v1/contacts",
+            data=b"x" * 4096,
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 413
+    assert response.is_json

@@ -6,7 +6,6 @@ from functools import cache
 
 from babel import Locale
 
-
 #: Two-letter CLDR territories that are groupings or test codes, not places (ZZ is "Unknown Region").
 _NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
 
