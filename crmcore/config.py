@@ -21,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     # Non-essential built-in plugins that should not be registered.
     "DISABLED_BUILTINS": [],
     "STRICT_PLUGINS": False,
+    # Behind HTTPS, 1 marks the session and remember-me cookies Secure.
+    "SECURE_COOKIES": False,
     "DEFAULT_COUNTRY": "FR",
     "DEFAULT_LANGUAGE": "fr",
     "PAGE_SIZE": 50,

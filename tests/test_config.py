@@ -243,3 +243,12 @@ def test_importing_crmcore_builds_nothing(tmp_path: Path):
     assert facts["instances"] == []
     assert facts["app_context"] is False
     assert facts["files"] == []  # no database file, no instance folder
+
+
+def test_secure_cookies_flag_is_a_real_boolean(monkeypatch):
+    from crmcore import create_app
+
+    monkeypatch.setenv("CRM_SECURE_COOKIES", "0")
+    assert create_app({"DATABASE_URL": "sqlite://"}).config["SESSION_COOKIE_SECURE"] is False
+    monkeypatch.setenv("CRM_SECURE_COOKIES", "1")
+    assert create_app({"DATABASE_URL": "sqlite://"}).config["SESSION_COOKIE_SECURE"] is True
