@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,10 @@ def _persist_incident(app: Flask, incident: Incident) -> None:
     with app.app_context(), db.engine.begin() as connection:
         connection.execute(
             PluginIncident.__table__.insert().values(
-                plugin=incident.plugin, hook=incident.hook, error=incident.error
+                plugin=incident.plugin,
+                hook=incident.hook,
+                error=incident.error,
+                # The same instant as the in-memory copy, so the report shows the incident once.
+                at=datetime.fromisoformat(incident.at),
             )
         )
