@@ -263,3 +263,10 @@ def test_common_words_give_the_same_pages_by_either_plan(client, crowd, people, 
     for q in queries:
         assert walk(client, f"q={quote(q)}&sort={sort}", 2)[0] == planned[q], q
     assert planned["zola"] and planned["e"] and not planned["nobody"]
+
+
+def test_an_unknown_list_argument_is_refused_by_name(client):
+    response = client.get("/api/v1/contacts?stauts=customer")
+    assert response.status_code == 422
+    assert response.json["errors"] == {"stauts": ["unknown query argument"]}
+    assert client.get("/api/v1/contacts?status=customer").status_code == 200

@@ -62,6 +62,14 @@ def _with_etag(contact: Any, status: int = 200) -> tuple[dict[str, Any], int, di
 
 
 def _custom_filters() -> dict[str, str]:
+    """The ``custom.<key>`` filters; any other argument the list does not know is refused, so a typo
+    (``?stauts=customer``) is an error instead of silently listing everything."""
+    known = set(ContactListArgs().fields)
+    unknown = sorted(k for k in request.args if k not in known and not k.startswith("custom."))
+    if unknown:
+        raise ValidationError(
+            {name: ["unknown query argument"] for name in unknown}, "invalid query arguments"
+        )
     return {key[len("custom.") :]: value for key, value in request.args.items() if key.startswith("custom.")}
 
 
