@@ -18,7 +18,6 @@ that database's public schema is DROPPED and recreated: give it a database of yo
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import itertools
 import os
@@ -35,44 +34,7 @@ from sqlalchemy import create_engine, insert, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FEBRL_DIRS = [Path("/work/shared/corpora/febrl"), ROOT.parent / "shared" / "corpora" / "febrl"]
-
-
-def febrl_contact(row: dict[str, str]) -> dict[str, Any]:
-    """A FEBRL record as a contact in the API's JSON shape."""
-    dob = row["date_of_birth"]
-    try:
-        birthday = dt.date(int(dob[:4]), int(dob[4:6]), int(dob[6:8])).isoformat() if dob else None
-    except ValueError:
-        birthday = None  # FEBRL has impossible dates such as 19301313
-    first, last = row["given_name"] or None, row["surname"] or None
-    if last is None:  # a person needs a last name: a lone name goes there
-        first, last = None, first or "?"
-    street = " ".join(p for p in (row["street_number"], row["address_1"]) if p) or None
-    return {
-        "kind": "person",
-        "external_id": row["rec_id"],
-        "first_name": first,
-        "last_name": last,
-        "birthday": birthday,
-        "addresses": [
-            {
-                "kind": "main",
-                "street": street,
-                "street2": row["address_2"] or None,
-                "postal_code": row["postcode"] or None,
-                "city": row["suburb"] or None,
-                "region": row["state"] or None,
-                "country": "AU",
-            }
-        ],
-    }
-
-
-def read_febrl(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        rows = csv.DictReader(handle, skipinitialspace=True)  # "rec_id, given_name, ..."
-        return [{k: (v or "").strip() for k, v in row.items()} for row in rows]
+from tests.febrl_corpus import FEBRL_DIRS, febrl_contact, read_febrl  # noqa: E402  (after sys.path)
 
 
 def quality(found: set[tuple[int, int]], truth: set[tuple[int, int]]) -> tuple[float, float, float]:

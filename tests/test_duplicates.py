@@ -3,12 +3,10 @@ access, configuration, and the quality on FEBRL 1 (precision and recall against 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import itertools
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -22,10 +20,7 @@ from crmcore.services.duplicates import (
     normalise_address,
     profile_from_data,
 )
-
-FEBRL = Path("/work/shared/corpora/febrl")
-if not FEBRL.exists():  # CI clones the repository with shared/ beside it
-    FEBRL = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "febrl"
+from tests.febrl_corpus import FEBRL, febrl_contact, read_febrl
 
 
 def person(**data):
@@ -301,45 +296,6 @@ def test_cli_json(app, base, runner):
 
 
 # -- quality on FEBRL 1 ----------------------------------------------------------------------------
-
-
-def febrl_contact(row: dict[str, str]) -> dict:
-    """A FEBRL record as a contact (the benchmark imports it the same way)."""
-    dob = row["date_of_birth"]
-    try:
-        birthday = dt.date(int(dob[:4]), int(dob[4:6]), int(dob[6:8])).isoformat() if dob else None
-    except ValueError:
-        birthday = None  # FEBRL has impossible dates such as 19301313
-    first, last = row["given_name"] or None, row["surname"] or None
-    if last is None:  # a person needs a last name: a lone name goes there
-        first, last = None, first or "?"
-    street = " ".join(p for p in (row["street_number"], row["address_1"]) if p) or None
-    return {
-        "kind": "person",
-        "external_id": row["rec_id"],
-        "first_name": first,
-        "last_name": last,
-        "birthday": birthday,
-        "addresses": [
-            {
-                "kind": "main",
-                "street": street,
-                "street2": row["address_2"] or None,
-                "postal_code": row["postcode"] or None,
-                "city": row["suburb"] or None,
-                "region": row["state"] or None,
-                "country": "AU",
-            }
-        ],
-    }
-
-
-def read_febrl(name: str) -> list[dict[str, str]]:
-    with (FEBRL / name).open(newline="") as handle:
-        return [
-            {k: (v or "").strip() for k, v in row.items()}
-            for row in csv.DictReader(handle, skipinitialspace=True)
-        ]
 
 
 def true_pairs(external_ids: dict[int, str]) -> set[tuple[int, int]]:
