@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
@@ -20,6 +20,8 @@ class CrmState:
     channels: dict[str, Channel] = field(default_factory=dict)
     #: (plugin name, migrations) in the order ``crm db upgrade`` applies them.
     migrations: list[tuple[str, Migrations]] = field(default_factory=list)
+    #: The last copy of the custom fields and lists read (:mod:`crmcore.services.reference`).
+    reference: Any = None
 
 
 def crm_state() -> CrmState:

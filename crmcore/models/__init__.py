@@ -18,7 +18,7 @@ from crmcore.models.merges import Merge
 from crmcore.models.messages import Message, MessageTemplate
 from crmcore.models.records import ContactWarning, HistoryEntry, Note
 from crmcore.models.settings import CustomFieldDefinition, LookupValue, PluginIncident
-from crmcore.models.users import ApiToken, Team, User, team_members
+from crmcore.models.users import ApiToken, Team, User, team_members, user_id_of
 
 __all__ = [
     "ApiToken",
@@ -47,5 +47,6 @@ __all__ = [
     "contact_owners",
     "contact_tags",
     "team_members",
+    "user_id_of",
     "utcnow",
 ]

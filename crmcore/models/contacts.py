@@ -21,6 +21,13 @@ from crmcore.extensions import db
 from crmcore.models.base import JSONType, UTCDateTime, utcnow
 from crmcore.models.users import Team, User
 
+
+#: Binary ("C") collation on PostgreSQL for columns searched by prefix, so a prefix is one contiguous
+#: range of the index whatever the database's collation (as on SQLite).
+def _prefix_searched(length: int) -> String:
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 contact_owners = Table(
     "contact_owners",
     db.metadata,
@@ -136,8 +143,8 @@ class ContactEmail(db.Model):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     address: Mapped[str] = mapped_column(String(254))
     #: Lowercased address, for duplicate detection and exact lookups.
-    address_key: Mapped[str] = mapped_column(String(254), index=True)
-    domain: Mapped[str] = mapped_column(String(254), index=True)
+    address_key: Mapped[str] = mapped_column(_prefix_searched(254), index=True)
+    domain: Mapped[str] = mapped_column(_prefix_searched(254), index=True)
     label: Mapped[str] = mapped_column(String(20), default="work")
     primary: Mapped[bool] = mapped_column(Boolean, default=False)
     accepts_email: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -152,7 +159,9 @@ class ContactPhone(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     number: Mapped[str] = mapped_column(String(60))
-    e164: Mapped[str] = mapped_column(String(20), index=True)
+    e164: Mapped[str] = mapped_column(_prefix_searched(20), index=True)
+    #: The national significant number's digits ("612345678" for +33 6 12 34 56 78), for search.
+    national: Mapped[str] = mapped_column(_prefix_searched(20), index=True, default="")
     type: Mapped[str] = mapped_column(String(40), default="mobile")
     sms: Mapped[bool] = mapped_column(Boolean, default=False)
     whatsapp: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -199,17 +208,15 @@ class Tag(db.Model):
 
 
 class SearchToken(db.Model):
-    """Normalised words of a contact (names, emails, phone digits, number, organization) for prefix search.
+    """Normalised name words of a contact (its names and its organization's) for prefix search.
 
-    A B-tree range scan on ``token`` serves "starts with" on any of them, on SQLite and PostgreSQL alike.
+    A B-tree range scan on ``token`` serves "starts with", on SQLite and PostgreSQL alike. Emails,
+    phones and numbers are searched on their own indexed columns (no token rows to write for them).
     """
 
     __tablename__ = "contact_search_tokens"
 
-    # Binary ("C") collation on PostgreSQL so a prefix is a contiguous range, as on SQLite.
-    token: Mapped[str] = mapped_column(
-        String(254).with_variant(String(254, collation="C"), "postgresql"), primary_key=True
-    )
+    token: Mapped[str] = mapped_column(_prefix_searched(254), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
 
     __table_args__ = (Index("ix_contact_search_tokens_contact_id", "contact_id"),)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crmcore.extensions import db
@@ -72,3 +72,14 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
+
+
+def user_id_of(user: User | None) -> int | None:
+    """``user.id`` without loading an expired user again (after a commit, ``user.id`` is a query)."""
+    if user is None:
+        return None
+    loaded = user.__dict__.get("id")
+    if loaded is not None:
+        return loaded
+    identity = inspect(user).identity
+    return identity[0] if identity else user.id

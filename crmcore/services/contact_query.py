@@ -19,12 +19,11 @@ from sqlalchemy import ColumnElement, and_, exists, func, intersect, or_, select
 
 from crmcore.errors import ValidationError
 from crmcore.extensions import db
-from crmcore.models import Contact, ContactEmail, SearchToken, Tag, User, contact_owners, contact_tags
+from crmcore.models import Contact, ContactEmail, Tag, User, contact_owners, contact_tags
 from crmcore.services import access, search_index
 from crmcore.services.contacts import EAGER, KINDS, STATUSES
 from crmcore.services.fields import all_fields, clean_value
 from crmcore.services.tags import tag_key
-from crmcore.services.text import prefix_upper_bound
 
 SORTS: dict[str, Any] = {
     "name": Contact.sort_key,
@@ -63,17 +62,13 @@ def _decode_cursor(cursor: str, sort_field: str) -> tuple[Any, int]:
     return value, contact_id
 
 
-def _token_range(term: str) -> ColumnElement[bool]:
-    return and_(SearchToken.token >= term, SearchToken.token < prefix_upper_bound(term))
-
-
 def search_condition(q: str, walk: bool = False) -> ColumnElement[bool] | None:
-    """Every word of ``q`` must start one of the contact's search tokens.
+    """Every word of ``q`` must match the contact (:func:`crmcore.services.search_index.term_matches`).
 
     ``walk``: write it so that SQLite walks the index of the sort order and keeps the matching contacts
     (see :func:`_walk_sort_index`) instead of looking every match up and sorting them all.
     """
-    words = [select(SearchToken.contact_id).where(_token_range(term)) for term in search_index.query_terms(q)]
+    words = [search_index.term_matches(term) for term in search_index.query_terms(q)]
     if not words:
         return None
     # Several words: their matches are intersected first, so only contacts matching all are looked up.
@@ -101,7 +96,7 @@ def _walk_sort_index(q: str | None) -> bool:
         return False
     threshold = max(WALK_MIN_MATCHES, (db.session.scalar(select(func.max(Contact.id))) or 0) // 10)
     for term in terms:
-        sample = select(SearchToken.contact_id).where(_token_range(term)).limit(threshold).subquery()
+        sample = search_index.term_matches(term).limit(threshold).subquery()
         if db.session.scalar(select(func.count()).select_from(sample)) < threshold:
             return False
     return True

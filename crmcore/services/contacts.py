@@ -6,6 +6,7 @@ transaction (:func:`crmcore.services.transactions.transaction`).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -31,12 +32,13 @@ from crmcore.models import (
     User,
     contact_owners,
     contact_tags,
+    user_id_of,
     utcnow,
 )
-from crmcore.services import access, history, lookups, search_index
-from crmcore.services.fields import EMAIL_RE, URL_RE, all_fields, clean_custom
-from crmcore.services.numbering import next_contact_number, next_contact_numbers
-from crmcore.services.phones import InvalidPhone, to_e164
+from crmcore.services import access, history, reference, search_index
+from crmcore.services.fields import EMAIL_RE, URL_RE, clean_custom
+from crmcore.services.numbering import next_contact_numbers
+from crmcore.services.phones import InvalidPhone, national_digits, to_e164
 from crmcore.services.serialize import READ_ONLY, audited_state, contact_to_dict
 from crmcore.services.tags import resolve_tag_ids, resolve_tags, tag_key
 from crmcore.services.territories import is_country, is_language
@@ -121,11 +123,13 @@ def _text(value: Any) -> str | None:
 
 class ValidationCache:
     """What validation reads from the database (custom fields, lists, users, teams), read once and shared
-    by many validations in a row (an import chunk). Without one, every validation reads afresh."""
+    by many validations in a row (an import chunk). Each validation without one makes its own."""
 
     def __init__(self, fields: dict[str, FieldDef] | None = None) -> None:
-        self.fields = fields if fields is not None else all_fields()
-        self.lookups: dict[str, dict[str, str]] = {}
+        data = reference.current()
+        self.fields = fields if fields is not None else data.fields
+        #: list name -> {key, folded labels -> key}
+        self.lookups: dict[str, dict[str, str]] = data.names
         self.users: dict[int, bool] = {}
         self.teams: dict[int, bool] = {}
         #: Contacts that links (organization, reports-to) may point to, known to exist: the importer
@@ -140,15 +144,16 @@ class _Cleaner:
         self,
         state: dict[str, Any],
         contact: Contact | None,
-        fields: dict[str, FieldDef],
-        cache: ValidationCache | None = None,
+        cache: ValidationCache,
+        user: User | None = None,
     ) -> None:
         self.state = state
         self.contact = contact
-        self.fields = fields
+        self.fields = cache.fields
         self.errors: dict[str, list[str]] = {}
         self.cache = cache
-        self._lookups: dict[str, dict[str, str]] = cache.lookups if cache is not None else {}
+        if user is not None:
+            cache.users.setdefault(user_id_of(user), True)  # the acting user exists: no query
 
     def error(self, field: str, message: str) -> None:
         self.errors.setdefault(field, []).append(message)
@@ -225,16 +230,8 @@ class _Cleaner:
         out[field] = key
 
     def _lookup_names(self, list_name: str) -> dict[str, str]:
-        """Key, and folded English and French labels -> key, read once per validation."""
-        cached = self._lookups.get(list_name)
-        if cached is None:
-            cached = {}
-            for value in lookups.values(list_name):
-                cached[value.key] = value.key
-                cached.setdefault(fold(value.label_en), value.key)
-                cached.setdefault(fold(value.label_fr), value.key)
-            self._lookups[list_name] = cached
-        return cached
+        """Key, and folded English and French labels -> key."""
+        return self.cache.lookups.get(list_name, {})
 
     def _keys(self, list_name: str) -> set[str]:
         return set(self._lookup_names(list_name).values())
@@ -386,7 +383,7 @@ class _Cleaner:
         if isinstance(contact_id, bool) or not isinstance(contact_id, int):
             self.error(field, "must be a contact id")
             return None
-        other = self.cache.contacts.get(contact_id) if self.cache is not None else None
+        other = self.cache.contacts.get(contact_id)
         if other is None:
             other = db.session.get(Contact, contact_id)
         if other is None or other.deleted_at is not None:
@@ -441,15 +438,12 @@ class _Cleaner:
         wanted = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
         if len(wanted) != len(ids):
             self.error("owners", "must be a list of user ids")
-        if self.cache is not None:
-            known = self.cache.users
-            missing = [i for i in wanted if i not in known]
-            if missing:
-                present = set(db.session.scalars(select(User.id).where(User.id.in_(missing))))
-                known.update({i: i in present for i in missing})
-            found = {i for i in wanted if known[i]}
-        else:
-            found = set(db.session.scalars(select(User.id).where(User.id.in_(wanted)))) if wanted else set()
+        known = self.cache.users
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            present = set(db.session.scalars(select(User.id).where(User.id.in_(missing))))
+            known.update({i: i in present for i in missing})
+        found = {i for i in wanted if known[i]}
         for user_id in wanted:
             if user_id not in found:
                 self.error("owners", f"user {user_id} does not exist")
@@ -464,8 +458,6 @@ class _Cleaner:
         return team_id
 
     def _team_exists(self, team_id: int) -> bool:
-        if self.cache is None:
-            return db.session.get(Team, team_id) is not None
         if team_id not in self.cache.teams:
             self.cache.teams[team_id] = db.session.get(Team, team_id) is not None
         return self.cache.teams[team_id]
@@ -478,9 +470,12 @@ def _validate(
     fields: dict[str, FieldDef] | None,
     cache: ValidationCache | None = None,
 ) -> dict[str, Any]:
-    if fields is None and cache is not None:
-        fields = cache.fields
-    cleaner = _Cleaner(state, contact, fields if fields is not None else all_fields(), cache)
+    if cache is None:
+        cache = ValidationCache(fields)
+    elif fields is not None and fields is not cache.fields:
+        cache = copy.copy(cache)
+        cache.fields = fields
+    cleaner = _Cleaner(state, contact, cache, user)
     clean = cleaner.clean()
     errors = cleaner.errors
     if not errors:
@@ -533,7 +528,7 @@ CLEAN_COLUMNS = (
     "custom",
 )
 EMAIL_COLUMNS = ("address", "address_key", "domain", "label", "primary", "accepts_email")
-PHONE_COLUMNS = ("number", "e164", "type", *history.CONSENT_FLAGS)
+PHONE_COLUMNS = ("number", "e164", "national", "type", *history.CONSENT_FLAGS)
 ADDRESS_COLUMNS = ("kind", "street", "street2", "postal_code", "city", "region", "country")
 
 
@@ -560,7 +555,13 @@ def child_values(clean: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     ]
     return {
         "emails": [{key: e[key] for key in EMAIL_COLUMNS} for e in emails],
-        "phones": [{key: p[key] for key in PHONE_COLUMNS} for p in clean["phones"]],
+        "phones": [
+            {
+                **{key: p[key] for key in PHONE_COLUMNS if key != "national"},
+                "national": national_digits(p["e164"]),
+            }
+            for p in clean["phones"]
+        ],
         "addresses": [{key: a[key] for key in ADDRESS_COLUMNS} for a in clean["addresses"]],
     }
 
@@ -595,7 +596,7 @@ def _state_from_input(data: Mapping[str, Any], base: dict[str, Any] | None = Non
 def _creation_state(data: Mapping[str, Any], user: User | None) -> dict[str, Any]:
     state = _state_from_input(data)
     if "owners" not in data and user is not None:
-        state["owners"] = [user.id]
+        state["owners"] = [user_id_of(user)]
     return state
 
 
@@ -619,25 +620,14 @@ def create_contact(
     state = _creation_state(data, user)
     with transaction():
         clean = _validate(state, None, user, fields, cache)
-        contact = Contact(
-            number=next_contact_number(),
-            created_by_id=user.id if user else None,
-            import_batch=import_batch,
-            custom={},
-            social={},
-            updated_at=utcnow(),
-        )
-        _apply(contact, clean)
-        db.session.add(contact)
-        db.session.flush()
-        snapshot = audited_state(contact)
-        history.record(contact, "create", user, source, snapshot=snapshot)
-        consents = history.consent_changes({}, snapshot)
-        if consents:
-            history.record(contact, "consent", user, source, consents)
-        search_index.reindex([contact], new=True)
-        plugin_host().hook.contact_created(contact=contact, user=user, source=source)
+        (contact_id,) = insert_contacts([clean], user, source, import_batch=import_batch)
+    # Its lists load when read: a caller that only needs the id (a redirect) reads nothing more.
+    contact = db.session.get(Contact, contact_id)
+    assert contact is not None
     return contact
+
+
+_INSERT_CONTACTS = insert(Contact.__table__).returning(Contact.__table__.c.id, sort_by_parameter_order=True)
 
 
 def insert_contacts(
@@ -648,12 +638,14 @@ def insert_contacts(
     tag_cache: dict[str, tuple[int, str]] | None = None,
     fire_events: bool = True,
 ) -> list[int]:
-    """Create many contacts from states returned by :func:`prepare_contact`; return their ids in order.
+    """Create contacts from states returned by :func:`prepare_contact` (or :func:`_validate`); return
+    their ids in order. The one writer of new contacts: :func:`create_contact` calls it with one state,
+    imports with hundreds.
 
-    The bulk path of :func:`create_contact` (imports): the same rows, history (create and consent
-    entries), search tokens and ``contact_created`` calls, written with a few statements for the
-    whole list instead of a few per contact. Plugins get the stored contacts, loaded once, only when
-    one implements ``contact_created``; ``fire_events=False`` (dry runs) leaves them out.
+    Each kind of row (contacts, emails, phones, addresses, tags, owners, history with the creation
+    snapshot and consent proofs, name tokens) is written with one statement for the whole list, with
+    no ORM unit of work. Plugins get the stored contacts, loaded once, only when one implements
+    ``contact_created``; ``fire_events=False`` (dry runs) leaves them out.
     """
     if not cleans:
         return []
@@ -661,26 +653,24 @@ def insert_contacts(
         now = utcnow()
         numbers = next_contact_numbers(len(cleans))
         values = [contact_values(clean) for clean in cleans]
-        creator = user.id if user else None
-        db.session.execute(
-            insert(Contact.__table__),
-            [
-                {
-                    **row,
-                    "number": number,
-                    "created_by_id": creator,
-                    "import_batch": import_batch,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for row, number in zip(values, numbers, strict=True)
-            ],
+        creator = user_id_of(user)
+        ids = list(
+            db.session.scalars(
+                _INSERT_CONTACTS,
+                [
+                    {
+                        **row,
+                        "number": number,
+                        "created_by_id": creator,
+                        "import_batch": import_batch,
+                        "version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for row, number in zip(values, numbers, strict=True)
+                ],
+            )
         )
-        id_of = dict(
-            db.session.execute(select(Contact.number, Contact.id).where(Contact.number.in_(numbers))).all()
-        )
-        ids = [id_of[number] for number in numbers]
         tag_ids = resolve_tag_ids([name for clean in cleans for name in clean["tags"]], tag_cache)
         organization_ids = {clean["organization_id"] for clean in cleans if clean["organization_id"]}
         organizations = (
@@ -695,27 +685,28 @@ def insert_contacts(
         tables = {"emails": ContactEmail, "phones": ContactPhone, "addresses": ContactAddress}
         children: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
         tag_rows, owner_rows, history_rows, token_rows = [], [], [], []
-        for clean, row, number, contact_id in zip(cleans, values, numbers, ids, strict=True):
-            own = child_values(clean)
-            for name, items in own.items():
+        for clean, contact_id in zip(cleans, ids, strict=True):
+            for name, items in child_values(clean).items():
                 children[name].extend(
                     {**item, "contact_id": contact_id, "position": position}
                     for position, item in enumerate(items)
                 )
-            tags = [tag_ids[tag_key(name)] for name in clean["tags"]]
-            tag_rows.extend(
-                {"contact_id": contact_id, "tag_id": tag_id} for tag_id, _name in dict(tags).items()
-            )
+            tags = dict(tag_ids[tag_key(name)] for name in clean["tags"])  # id -> stored name
+            tag_rows.extend({"contact_id": contact_id, "tag_id": tag_id} for tag_id in tags)
             owner_rows.extend({"contact_id": contact_id, "user_id": owner} for owner in clean["owners"])
-            draft = _draft(row, own, contact_id, number, now, [name for _id, name in tags], clean["owners"])
-            snapshot = audited_state(draft)  # type: ignore[arg-type]
-            history_rows.extend(history.entry_rows(draft, "create", user, source, snapshot=snapshot))
+            ref = SimpleNamespace(id=contact_id, version=1)
+            snapshot = creation_snapshot(clean, list(tags.values()))
+            history_rows.extend(history.entry_rows(ref, "create", user, source, snapshot=snapshot))
             consents = history.consent_changes({}, snapshot)
             if consents:
-                history_rows.extend(history.entry_rows(draft, "consent", user, source, consents))
-            token_rows.extend(
-                search_index.token_rows(draft, organizations.get(row["organization_id"]))  # type: ignore[arg-type]
+                history_rows.extend(history.entry_rows(ref, "consent", user, source, consents))
+            tokens = search_index.name_tokens(
+                clean["first_name"],
+                clean["last_name"],
+                clean["name"],
+                organizations.get(clean["organization_id"]),
             )
+            token_rows.extend({"token": token, "contact_id": contact_id} for token in tokens)
         for name, model in tables.items():
             if children[name]:
                 db.session.execute(insert(model.__table__), children[name])
@@ -742,24 +733,19 @@ def insert_contacts(
     return ids
 
 
-def _draft(
-    values: dict[str, Any],
-    children: dict[str, list[dict[str, Any]]],
-    contact_id: int,
-    number: str,
-    now: dt.datetime,
-    tag_names: list[str],
-    owners: list[int],
-) -> SimpleNamespace:
-    """A stand-in with a new contact's attributes, so the same serializer and tokenizer serve the bulk path."""
-    draft = SimpleNamespace(**{column.key: None for column in Contact.__table__.columns})
-    draft.__dict__.update(values)
-    draft.__dict__.update(id=contact_id, number=number, version=1, created_at=now, updated_at=now)
-    for name, items in children.items():
-        setattr(draft, name, [SimpleNamespace(**item) for item in items])
-    draft.tags = [SimpleNamespace(name=name) for name in dict.fromkeys(tag_names)]
-    draft.owners = [SimpleNamespace(id=owner) for owner in owners]
-    return draft
+def creation_snapshot(clean: dict[str, Any], tag_names: list[str]) -> dict[str, Any]:
+    """What :func:`~crmcore.services.serialize.audited_state` gives for the contact ``clean`` creates
+    (tags by their stored names), without building the contact: the new value of its "create" entry."""
+    snapshot = {field: clean[field] for field in CLEAN_COLUMNS}
+    snapshot["birthday"] = clean["birthday"].isoformat() if clean["birthday"] else None
+    snapshot["social"] = dict(clean["social"])
+    snapshot["custom"] = dict(clean["custom"])
+    snapshot["emails"] = [dict(email) for email in clean["emails"]]
+    snapshot["phones"] = [dict(phone) for phone in clean["phones"]]
+    snapshot["addresses"] = [dict(address) for address in clean["addresses"]]
+    snapshot["tags"] = sorted(tag_names)
+    snapshot["owners"] = sorted(clean["owners"])
+    return snapshot
 
 
 def check_version(contact: Contact, expected_version: int | None, header: bool = False) -> None:

@@ -17,6 +17,7 @@ from crmcore.contributions import FIELD_TYPES, ContributionError, FieldDef
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.extensions import db
 from crmcore.models import CustomFieldDefinition
+from crmcore.services import reference
 from crmcore.services.phones import InvalidPhone, to_e164
 from crmcore.services.transactions import transaction
 from crmcore.state import crm_state
@@ -45,6 +46,11 @@ def _from_row(row: CustomFieldDefinition) -> FieldDef:
 
 def all_fields() -> dict[str, FieldDef]:
     """Every custom field by key: the admin's first, then the plugins' (a plugin cannot shadow an admin field)."""
+    return dict(reference.current().fields)
+
+
+def read_fields() -> dict[str, FieldDef]:
+    """:func:`all_fields` read from the database (:mod:`crmcore.services.reference` keeps a copy)."""
     fields: dict[str, FieldDef] = {}
     for row in db.session.scalars(select(CustomFieldDefinition).order_by(CustomFieldDefinition.position)):
         fields[row.key] = _from_row(row)
@@ -203,6 +209,7 @@ def create_definition(data: dict[str, Any]) -> CustomFieldDefinition:
             position=data.get("position") or 100,
         )
         db.session.add(row)
+        reference.changed()
     return row
 
 
@@ -256,6 +263,7 @@ def update_definition(key: str, data: dict[str, Any]) -> CustomFieldDefinition:
         row.max_length = merged["max_length"]
         row.help = data.get("help", row.help)
         row.position = data.get("position", row.position)
+        reference.changed()
     return row
 
 
@@ -263,6 +271,7 @@ def delete_definition(key: str) -> None:
     """Remove a definition. Stored values stay in each contact's JSON (recreating the field brings them back)."""
     with transaction():
         db.session.delete(get_definition(key))
+        reference.changed()
 
 
 def definition_to_dict(field_def: FieldDef) -> dict[str, Any]:

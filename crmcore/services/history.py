@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from crmcore.extensions import db
-from crmcore.models import Contact, HistoryEntry, User, utcnow
+from crmcore.models import Contact, HistoryEntry, User, user_id_of, utcnow
 
 CONSENT_FLAGS = ("sms", "whatsapp", "viber", "calls")
 
@@ -71,7 +71,7 @@ def entry_rows(
     base = {
         "contact_id": contact.id,
         "action": action,
-        "user_id": user.id if user else None,
+        "user_id": user_id_of(user),
         "source": source,
         "at": utcnow(),
         "revision": revision if revision is not None else contact.version,

@@ -10,6 +10,7 @@ from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.extensions import db
 from crmcore.models import Contact, ContactPhone, LookupValue
 from crmcore.models.settings import LOOKUP_LISTS
+from crmcore.services import reference
 from crmcore.services.text import fold
 from crmcore.services.transactions import transaction
 
@@ -67,6 +68,7 @@ def create(
             position=position,
         )
         db.session.add(value)
+        reference.changed()
     return value
 
 
@@ -96,6 +98,7 @@ def update(
             value.label_fr = label_fr.strip() or value.label_en
         if position is not None:
             value.position = position
+        reference.changed()
     return value
 
 
@@ -118,3 +121,4 @@ def delete(list_name: str, key: str) -> None:
         if used:
             raise Conflict(f"{list_name} {key!r} is used by {used} record(s); change them first", used=used)
         db.session.delete(value)
+        reference.changed()

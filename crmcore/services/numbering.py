@@ -6,7 +6,7 @@ a number is consumed only when its transaction commits and is never handed out a
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crmcore.extensions import db
@@ -17,22 +17,28 @@ def next_value(name: str) -> int:
     return reserve(name, 1)[0]
 
 
+# Built once: a creation takes a number, and building the statement cost more than running it.
+# On the table, not the model: an ORM-enabled UPDATE would also look for objects to synchronise.
+_COUNTERS = NumberSequence.__table__
+_RESERVE = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.name == bindparam("counter"))
+    .values(value=_COUNTERS.c.value + bindparam("count"))
+    .returning(_COUNTERS.c.value)
+)
+
+
 def reserve(name: str, count: int) -> range:
     """``count`` consecutive values of counter ``name``, taken with one statement (bulk creation)."""
-    statement = (
-        update(NumberSequence)
-        .where(NumberSequence.name == name)
-        .values(value=NumberSequence.value + count)
-        .returning(NumberSequence.value)
-    )
-    last = db.session.execute(statement).scalar()
+    arguments = {"counter": name, "count": count}
+    last = db.session.execute(_RESERVE, arguments).scalar()
     if last is None:
         try:
             with db.session.begin_nested():
                 db.session.execute(insert(NumberSequence).values(name=name, value=count))
             last = count
         except IntegrityError:  # created concurrently: increment theirs
-            last = db.session.execute(statement).scalar_one()
+            last = db.session.execute(_RESERVE, arguments).scalar_one()
     return range(last - count + 1, last + 1)
 
 

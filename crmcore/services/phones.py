@@ -24,34 +24,26 @@ def to_e164(raw: str, default_region: str | None) -> str:
         raise InvalidPhone(f"{raw!r} is not a phone number ({_reason(exc)})") from None
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhone(f"{raw!r} is not a possible phone number for its country")
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    _remember(e164, parsed)
-    return e164
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-#: The last numbers parsed, so indexing a contact just validated does not parse its numbers again.
-_PARSED: dict[str, phonenumbers.PhoneNumber] = {}
+def national_digits(e164: str) -> str:
+    """The national significant number of an E.164 number ("+33612345678" -> "612345678").
+
+    Country calling codes are a prefix code, so the first one to match is the only one; no parsing.
+    """
+    number = digits(e164)
+    for length in (1, 2, 3):
+        if int(number[:length] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return number[length:]
+    return number
 
 
-def _remember(e164: str, parsed: phonenumbers.PhoneNumber) -> None:
-    if len(_PARSED) >= 2048:
-        _PARSED.clear()
-    _PARSED[e164] = parsed
-
-
-def search_forms(e164: str) -> list[str]:
-    """Digit strings a user may type for this number: international and national, with trunk prefix."""
-    forms = {digits(e164)}
-    parsed = _PARSED.get(e164)
-    if parsed is None:
-        try:
-            parsed = phonenumbers.parse(e164, None)
-        except phonenumbers.NumberParseException:
-            return sorted(forms)
-    national = str(parsed.national_number)
-    forms.add(national)
-    forms.add(digits(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)))
-    return sorted(f for f in forms if f)
+def trunk_prefixes(region: str | None) -> tuple[str, ...]:
+    """What people dial before a national number in ``region`` ("0" in France, "8" in Russia), and "0"."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region((region or "").upper(), None)
+    prefix = metadata.national_prefix if metadata is not None else None
+    return tuple(dict.fromkeys(p for p in (prefix, "0") if p))
 
 
 def _reason(exc: phonenumbers.NumberParseException) -> str:

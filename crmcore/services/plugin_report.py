@@ -32,6 +32,8 @@ def full_report() -> list[dict[str, Any]]:
     for item in report:
         # Incidents met while the app started are only in memory (the database may not be migrated then);
         # run-time ones are stored, possibly by another process. Show both, oldest first, once each.
-        merged = {(i["hook"], i["error"], i["at"]): i for i in item["incidents"] + stored.get(item["name"], [])}
+        merged = {
+            (i["hook"], i["error"], i["at"]): i for i in item["incidents"] + stored.get(item["name"], [])
+        }
         item["incidents"] = sorted(merged.values(), key=lambda i: i["at"])[-RECENT_INCIDENTS:]
     return report

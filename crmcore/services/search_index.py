@@ -1,37 +1,49 @@
-"""Search tokens of a contact: folded name words, emails and domains, phone digits, number, organization."""
+"""Contact search: what a query's words mean, and the name tokens behind "starts with" on names.
+
+A word of a query matches a contact when it starts one of its name words (its own names and its
+organization's, folded), one of its email addresses or email domains, one of its phone numbers (as
+international digits, national digits, or national digits after a trunk prefix such as the French
+"0"), or when it is the contact's number. Only name words need rows of their own (search tokens);
+emails and phones are matched on their own indexed columns, so creating a contact writes a couple of
+token rows rather than a dozen.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import delete, insert
+from flask import current_app
+from sqlalchemy import ColumnElement, Select, and_, delete, insert, select, union
 
 from crmcore.extensions import db
-from crmcore.models import Contact, SearchToken
-from crmcore.services.phones import search_forms
-from crmcore.services.text import digits, fold, words
+from crmcore.models import Contact, ContactEmail, ContactPhone, SearchToken
+from crmcore.services.numbering import contact_number
+from crmcore.services.phones import trunk_prefixes
+from crmcore.services.text import digits, looks_like_phone, prefix_upper_bound, words
 
 MAX_TOKEN = 254
+_NUMBER = re.compile(r"^(?:c-?)?0*(\d{1,12})$")
 
 
-def tokens_for(contact: Contact, organization_name: str | None = None) -> set[str]:
+def name_tokens(
+    first_name: str | None, last_name: str | None, name: str | None, organization_name: str | None
+) -> set[str]:
+    """The folded name words a contact is found by."""
     tokens: set[str] = set()
-    for text in (contact.first_name, contact.last_name, contact.name, organization_name):
+    for text in (first_name, last_name, name, organization_name):
         for word in words(text):
-            tokens.add(word)
+            tokens.add(word[:MAX_TOKEN])
             if "-" in word:  # "Müller-Durand" is found by "durand" too
-                tokens.update(part for part in word.split("-") if part)
-    for email in contact.emails:
-        tokens.add(email.address_key)
-        tokens.add(email.domain)
-    for phone in contact.phones:
-        tokens.update(search_forms(phone.e164))
-    if contact.number:
-        tokens.add(fold(contact.number))
-        number_digits = digits(contact.number).lstrip("0")
-        if number_digits:
-            tokens.add(number_digits)
-    return {token[:MAX_TOKEN] for token in tokens if token}
+                tokens.update(part[:MAX_TOKEN] for part in word.split("-") if part)
+    return tokens
+
+
+def token_rows(contact: Any, organization_name: str | None = None) -> list[dict[str, object]]:
+    """The search token rows of a contact (``contact`` needs ``id`` and its three name fields)."""
+    tokens = name_tokens(contact.first_name, contact.last_name, contact.name, organization_name)
+    return [{"token": token, "contact_id": contact.id} for token in tokens]
 
 
 def reindex(contacts: Iterable[Contact], new: bool = False) -> None:
@@ -50,15 +62,8 @@ def reindex(contacts: Iterable[Contact], new: bool = False) -> None:
         db.session.execute(insert(SearchToken), rows)
 
 
-def token_rows(contact: Contact, organization_name: str | None = None) -> list[dict[str, object]]:
-    """The search token rows of a new contact (bulk writers insert many contacts' rows at once)."""
-    return [{"token": token, "contact_id": contact.id} for token in tokens_for(contact, organization_name)]
-
-
 def query_terms(q: str) -> list[str]:
     """The prefixes a query means: the whole query as digits if it looks like a phone, else its words."""
-    from crmcore.services.text import looks_like_phone
-
     q = (q or "").strip()
     if not q:
         return []
@@ -66,3 +71,31 @@ def query_terms(q: str) -> list[str]:
         number = digits(q)
         return [number[2:] if number.startswith("00") else number]
     return [term[:MAX_TOKEN] for term in words(q)]
+
+
+def _starts(column: Any, prefix: str) -> ColumnElement[bool]:
+    return and_(column >= prefix, column < prefix_upper_bound(prefix))
+
+
+def term_matches(term: str) -> Select[Any]:
+    """The ids of the contacts one word of a query matches (an index range scan per kind of value)."""
+    parts: list[Select[Any]] = [
+        select(SearchToken.contact_id).where(_starts(SearchToken.token, term)),
+        select(ContactEmail.contact_id).where(_starts(ContactEmail.address_key, term)),
+        select(ContactEmail.contact_id).where(_starts(ContactEmail.domain, term)),
+    ]
+    if term.isdigit() and len(term) >= 3:
+        parts.append(select(ContactPhone.contact_id).where(_starts(ContactPhone.e164, "+" + term)))
+        national = {term}
+        for prefix in trunk_prefixes(current_app.config.get("DEFAULT_COUNTRY")):
+            if term.startswith(prefix) and len(term) > len(prefix):
+                national.add(term[len(prefix) :])
+        parts.extend(
+            select(ContactPhone.contact_id).where(_starts(ContactPhone.national, n)) for n in sorted(national)
+        )
+    number = _NUMBER.match(term)
+    if number:
+        number_is = Contact.number == contact_number(int(number.group(1)))
+        parts.append(select(Contact.id.label("contact_id")).where(number_is))
+    matches = union(*parts).subquery()
+    return select(matches.c.contact_id)
