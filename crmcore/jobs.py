@@ -7,6 +7,10 @@
 
 Every task runs inside a fresh application context of its Flask app, so it has its own database
 session. Nothing here is bound to an app at import time.
+
+Tasks: message delivery (``crm.deliver_message``, and the periodic ``crm.requeue_pending_messages``)
+and imports (``crm.run_import``: a file waiting in the import folder, see
+:mod:`crmcore.interchange.runs`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ log = logging.getLogger("crmcore.jobs")
 
 DELIVER_TASK = "crm.deliver_message"
 REQUEUE_TASK = "crm.requeue_pending_messages"
+IMPORT_TASK = "crm.run_import"
 
 
 def _int(app: Flask, name: str, default: int) -> int:
@@ -84,6 +89,15 @@ def init_jobs(app: Flask) -> Celery:
         from crmcore.services.messaging import requeue_pending
 
         return requeue_pending()
+
+    # Acknowledged when a worker takes it, not after: an import lost with its worker must not start
+    # again from the first row (the chunks it committed would be imported twice). Its state file
+    # keeps what it had done; ``run_queued`` also refuses a job delivered twice.
+    @celery.task(name=IMPORT_TASK, shared=False, acks_late=False)
+    def run_import(token: str, folder: str) -> str:
+        from crmcore.interchange.runs import run_queued
+
+        return run_queued(token, folder)
 
     app.extensions["crm_celery"] = celery
     return celery

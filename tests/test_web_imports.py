@@ -247,7 +247,7 @@ def test_the_wizard_belongs_to_its_user(browser, wizard):
 
 
 def test_cancel_deletes_the_file_and_old_files_are_swept(browser, wizard):
-    from crmcore.web import imports
+    from crmcore.interchange import runs
 
     step2 = browser.upload(_thunderbird(), "thunderbird-export.csv").headers["Location"]
     folder = Path(wizard.config["IMPORT_FOLDER"])
@@ -255,13 +255,13 @@ def test_cancel_deletes_the_file_and_old_files_are_swept(browser, wizard):
     assert list(folder.iterdir()) == []
     browser.upload(_thunderbird(), "thunderbird-export.csv")
     with wizard.test_request_context():
-        assert imports.sweep() == 0
-        assert imports.sweep(now=__import__("time").time() + imports.MAX_AGE + 10) == 2
+        assert runs.sweep() == 0
+        assert runs.sweep(now=__import__("time").time() + runs.MAX_AGE + 10) == 2
     assert list(folder.iterdir()) == []
 
 
 def test_a_big_file_runs_in_the_background_with_progress(crm_app_factory, tmp_path):
-    from crmcore.web import imports
+    from crmcore.interchange import runs
 
     application = crm_app_factory(IMPORT_FOLDER=str(tmp_path / "imports"), IMPORT_INLINE_SIZE=0)
     with application.app_context():
@@ -272,7 +272,7 @@ def test_a_big_file_runs_in_the_background_with_progress(crm_app_factory, tmp_pa
         step2 = browser.upload(content.encode(), "people.csv").headers["Location"]
         token = step2.rsplit("/", 1)[1]
         response = browser.post(step2, {"mode": "create", "match": "email", "action": "run"})
-        thread = imports.RUNNING.get(token)
+        thread = runs.RUNNING.get(token)
         if thread is not None:
             thread.join(timeout=60)
         status = browser.get(f"{step2}/status").get_json()

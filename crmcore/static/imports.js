@@ -1,4 +1,5 @@
-// Import wizard, step 3: follow a running import by polling its status, then show the report.
+// Import wizard, step 3: follow a queued or running import by polling its status; reload the page when
+// the state changes (a worker took it, it ended) to show what comes next.
 (function () {
   "use strict";
   var box = document.getElementById("import-running");
@@ -9,7 +10,7 @@
     fetch(box.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
       .then(function (status) {
-        if (status.state !== "running") { window.location.reload(); return; }
+        if (status.state !== box.dataset.state) { window.location.reload(); return; }
         bar.value = status.percent;
         bar.textContent = status.percent + " %";
         done.textContent = status.done;

@@ -9,30 +9,27 @@
    button reverting the import.
 
 Progress: a file up to ``CRM_IMPORT_INLINE_SIZE`` bytes (1 MiB) is imported within the request; a bigger
-one in a background thread of the web process, which writes its progress to ``<token>.json`` after each
-chunk of 500 records. The page polls ``/contacts/import/<token>/status`` (or reloads itself without
-JavaScript). The uploaded file is deleted after a real run; the files of a wizard are deleted after a day.
+one on the job queue when one is configured (``CRM_CELERY_BROKER_URL``: ``queued`` until a worker takes
+it), else in a background thread of the web process (:mod:`crmcore.interchange.runs`). Whoever runs it
+writes its progress to ``<token>.json`` after each chunk of 500 records. The page polls
+``/contacts/import/<token>/status`` (or reloads itself without JavaScript). The uploaded file is deleted
+after a real run; the files of a wizard are deleted after a day.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
-import datetime as dt
 import io
 import json
 import logging
 import os
 import re
-import secrets
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -50,8 +47,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from crmcore.auth import request_user
 from crmcore.contributions import localize
 from crmcore.errors import CrmError, ValidationError
-from crmcore.extensions import db
-from crmcore.interchange import importer
+from crmcore.interchange import importer, runs
 from crmcore.interchange.csv_io import CsvReader
 from crmcore.interchange.headers import (
     ADDRESS_KINDS,
@@ -61,7 +57,6 @@ from crmcore.interchange.headers import (
     Column,
     suggest,
 )
-from crmcore.models import User
 from crmcore.services import lookups
 from crmcore.services.fields import all_fields
 from crmcore.web.labels import ADDRESS_KINDS as ADDRESS_KIND_LABELS
@@ -74,14 +69,10 @@ log = logging.getLogger("crmcore.web.imports")
 bp = Blueprint("import_pages", __name__)
 
 SOURCE = "ui"
-MAX_AGE = 24 * 3600
 PREVIEW_ROWS = 10
 EXTENSIONS = (".csv", ".tsv", ".txt", ".vcf", ".vcard", ".json")
 ENCODINGS = ("utf-8", "cp1252", "iso8859-15", "iso8859-1", "utf-16", "mac_roman")
 DELIMITERS = {",": ",", ";": ";", "tab": lazy_gettext("tab"), "|": "|"}
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
-#: Background runs of this process (token -> thread); tests join them.
-RUNNING: dict[str, threading.Thread] = {}
 
 MODE_LABELS = {
     "create": lazy_gettext("Create new contacts"),
@@ -109,8 +100,9 @@ HELPER_LABELS = {
 
 
 def _int_config(name: str, default: int) -> int:
+    value = current_app.config.get(name)
     try:
-        return int(current_app.config.get(name) or default)
+        return default if value in (None, "") else int(value)  # 0 is a setting too
     except (TypeError, ValueError):
         return default
 
@@ -123,48 +115,6 @@ def inline_size() -> int:
     return _int_config("IMPORT_INLINE_SIZE", 1024 * 1024)
 
 
-def folder() -> Path:
-    path = Path(current_app.config.get("IMPORT_FOLDER") or os.path.join(current_app.instance_path, "imports"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _paths(token: str) -> tuple[Path, Path]:
-    base = folder()
-    return base / f"{token}.upload", base / f"{token}.json"
-
-
-def _save_state(token: str, state: dict[str, Any]) -> None:
-    _upload, path = _paths(token)
-    temporary = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-    temporary.write_text(json.dumps(state, ensure_ascii=False))
-    os.replace(temporary, path)
-
-
-def _read_state(token: str) -> dict[str, Any] | None:
-    _upload, path = _paths(token)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def sweep(now: float | None = None) -> int:
-    """Delete the wizard files older than a day (not those of a run in progress). Returns how many."""
-    limit = (now or time.time()) - MAX_AGE
-    removed = 0
-    for path in folder().iterdir():
-        if path.name.split(".", 1)[0] in RUNNING:
-            continue
-        try:
-            if path.stat().st_mtime < limit:
-                path.unlink()
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
 def _user_id() -> int | None:
     user = request_user()
     return user.id if user is not None else None
@@ -172,10 +122,11 @@ def _user_id() -> int | None:
 
 def _load(token: str) -> dict[str, Any]:
     """The state of the wizard ``token`` of the current user; 404 for anything else."""
-    if not _TOKEN.match(token):
+    if not runs.TOKEN.match(token):
         abort(404)
-    state = _read_state(token)
-    if state is None or state.get("user_id") != _user_id():
+    state = runs.read_state(token)
+    # A state without a user is a job of ``crm import --queue``: not the wizard's.
+    if state is None or state.get("user_id") is None or state.get("user_id") != _user_id():
         abort(404)
     return state
 
@@ -204,7 +155,7 @@ def _mb(size: int) -> str:
 def upload() -> Any:
     if request.method == "GET":
         return render_template("imports/upload.html", error=None, max_mb=_mb(max_size()))
-    sweep()
+    runs.sweep()
     error = None
     file = request.files.get("file")
     name = os.path.basename((file.filename or "").replace("\\", "/")) if file else ""
@@ -218,27 +169,19 @@ def upload() -> Any:
         )
     if error:
         return render_template("imports/upload.html", error=error, max_mb=_mb(max_size())), 400
-    token = secrets.token_urlsafe(24)
-    upload_path, _state_path = _paths(token)
+    token = runs.new_token()
+    upload_path, _state_path = runs.paths(token)
     file.save(upload_path)
     size = upload_path.stat().st_size
     if size > max_size():  # no Content-Length (chunked upload): checked after the fact
         upload_path.unlink(missing_ok=True)
         return _too_large(None)
-    state = {
-        "token": token,
-        "user_id": _user_id(),
-        "file_name": name[:255],
-        "size": size,
-        "uploaded_at": dt.datetime.now(dt.UTC).isoformat(),
-        "settings": {"mode": "create", "match": "email", "dry_run": True, "map": {}},
-        "run": None,
-    }
+    state = runs.new_state(token, _user_id(), name, size, {}, SOURCE)
     problem = _check_file(upload_path, state)
     if problem:
         upload_path.unlink(missing_ok=True)
         return render_template("imports/upload.html", error=problem, max_mb=_mb(max_size())), 400
-    _save_state(token, state)
+    runs.save_state(token, state)
     return redirect(url_for("import_pages.mapping", token=token))
 
 
@@ -297,10 +240,6 @@ def _source(stream: Any, state: dict[str, Any], overrides: list[str]) -> importe
     )
 
 
-def _overrides(state: dict[str, Any]) -> list[str]:
-    return [f"@{int(index) + 1}={field}" for index, field in sorted(state["settings"]["map"].items())]
-
-
 def _inspect(path: Path, state: dict[str, Any], rows: int = 0) -> Inspection:
     """Open the file with the chosen settings; ``rows``: also read that many records for the preview.
 
@@ -325,7 +264,7 @@ def _inspect(path: Path, state: dict[str, Any], rows: int = 0) -> Inspection:
                 inspection.error = _("No column was recognised: choose a field for the columns to import.")
                 return inspection
         stream.seek(0)
-        source = _source(stream, state, _overrides(state))
+        source = _source(stream, state, runs.overrides(state))
         inspection = Inspection(source.describe(), suggested, list(source.columns))
         if rows:
             records = []
@@ -498,15 +437,15 @@ def _form_settings(state: dict[str, Any], inspection: Inspection | None) -> None
 @bp.route("/contacts/import/<token>", methods=["GET", "POST"])
 def mapping(token: str) -> Any:
     state = _load(token)
-    upload_path, _state_path = _paths(token)
+    upload_path, _state_path = runs.paths(token)
     if not upload_path.exists():
         flash(_("The uploaded file is no longer here (files are kept for a day): upload it again."), "error")
         return redirect(url_for("import_pages.upload"))
-    if state.get("run") and state["run"]["state"] == "running":
+    if state.get("run") and state["run"]["state"] in runs.ACTIVE:
         return redirect(url_for("import_pages.run", token=token))
     action = request.form.get("action") if request.method == "POST" else None
     if action == "cancel":
-        _discard(token)
+        runs.discard(token)
         flash(_("The import was cancelled and the file deleted."), "success")
         return redirect(url_for("contact_pages.index"))
     error = None
@@ -517,7 +456,7 @@ def mapping(token: str) -> Any:
         except CrmError:
             before = None
         _form_settings(state, before)
-        _save_state(token, state)
+        runs.save_state(token, state)
     try:
         inspection = _inspect(upload_path, state, PREVIEW_ROWS)
     except ValidationError as exc:
@@ -543,124 +482,39 @@ def mapping(token: str) -> Any:
     ), status
 
 
-def _discard(token: str) -> None:
-    for path in _paths(token):
-        path.unlink(missing_ok=True)
-
-
 # -- step 3: run, progress, report -------------------------------------------------------------------
 
 
 def _start(token: str, state: dict[str, Any]) -> Any:
-    dry_run = bool(state["settings"]["dry_run"])
-    state["run"] = {
-        "state": "running",
-        "dry_run": dry_run,
-        "done": 0,
-        "bytes": 0,
-        "size": state["size"],
-        "started_at": dt.datetime.now(dt.UTC).isoformat(),
-        "report": None,
-        "error": None,
-    }
-    _save_state(token, state)
-    if state["size"] <= inline_size():
-        execute(token, request_user())
-    else:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        thread = threading.Thread(
-            target=_background, args=(app, token, _user_id()), name=f"import-{token[:8]}", daemon=True
+    try:
+        runs.start(token, state, request_user(), inline=state["size"] <= inline_size())
+    except runs.QueueUnavailable:
+        flash(
+            _("The job queue cannot be reached, so the import did not start: try again in a moment."), "error"
         )
-        RUNNING[token] = thread
-        thread.start()
+        return redirect(url_for("import_pages.mapping", token=token))
     return redirect(url_for("import_pages.run", token=token))
 
 
-def _background(app: Flask, token: str, user_id: int | None) -> None:
-    try:
-        with app.app_context():
-            user = db.session.get(User, user_id) if user_id is not None else None
-            execute(token, user)
-    finally:
-        RUNNING.pop(token, None)
-
-
-def execute(token: str, user: User | None) -> None:
-    """Run the import of wizard ``token`` (in the request or a thread), writing progress and report."""
-    state = _read_state(token)
-    assert state is not None
-    run = state["run"]
-    settings = state["settings"]
-    upload_path, _state_path = _paths(token)
-
-    def progress(done: int, report: Any, source: importer.Source) -> None:
-        run.update(done=done, bytes=source.bytes_read, counts=_counts(report.to_dict()))
-        _save_state(token, state)
-
-    try:
-        with open(upload_path, "rb") as stream:
-            report = importer.import_file(
-                stream,
-                user,
-                importer.ImportOptions(
-                    mode=settings["mode"],
-                    match=settings["match"],
-                    dry_run=bool(run["dry_run"]),
-                    file_name=state["file_name"],
-                    source=SOURCE,
-                ),
-                progress,
-                file_name=state["file_name"],
-                encoding=settings.get("encoding") or None,
-                delimiter=settings.get("delimiter") or None,
-                overrides=_overrides(state),
-                size=state["size"],
-            )
-        run.update(state="done", report=report.to_dict(), counts=_counts(report.to_dict()))
-    except ValidationError as exc:
-        run.update(state="failed", error="; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items()))
-    except CrmError as exc:
-        run.update(state="failed", error=exc.message)
-    except Exception as exc:  # never leave the page waiting for ever
-        log.exception("import %s failed", token)
-        run.update(state="failed", error=f"unexpected error: {type(exc).__name__}")
-    finally:
-        run["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
-        if not run["dry_run"]:
-            upload_path.unlink(missing_ok=True)
-        _save_state(token, state)
-
-
-def _counts(report: dict[str, Any]) -> dict[str, int]:
-    return {
-        "created": report["created"],
-        "updated": report["updated"],
-        "skipped": report["skipped"],
-        "rejected": report["rejected_total"],
-    }
-
-
-def _status(state: dict[str, Any]) -> dict[str, Any]:
-    run = state.get("run") or {}
-    size = run.get("size") or 0
-    percent = (
-        100
-        if run.get("state") in ("done", "failed")
-        else int(100 * run.get("bytes", 0) / size)
-        if size
-        else 0
-    )
-    return {
-        "state": run.get("state", "pending"),
-        "done": run.get("done", 0),
-        "percent": min(percent, 100),
-        "counts": run.get("counts") or {"created": 0, "updated": 0, "skipped": 0, "rejected": 0},
-    }
+def _run_error(run_state: dict[str, Any]) -> str | None:
+    """Why the run failed, in the page's language."""
+    code = run_state.get("error_code")
+    if code == "unexpected":
+        return _(
+            "Unexpected error: %(detail)s (the details are in the log).", detail=run_state["error_detail"]
+        )
+    if code == "file_missing":
+        return _("The uploaded file is no longer in the import folder: upload it again.")
+    if code == "user_gone":
+        return _("The user who started the import no longer exists or was deactivated.")
+    if code == "interrupted":
+        return _("The import was interrupted: the web server or the worker running it stopped.")
+    return translate(run_state["error"]) if run_state.get("error") else None
 
 
 @bp.route("/contacts/import/<token>/status")
 def status(token: str) -> Any:
-    return jsonify(_status(_load(token)))
+    return jsonify(runs.status(_load(token)))
 
 
 @bp.route("/contacts/import/<token>/run")
@@ -670,16 +524,16 @@ def run(token: str) -> Any:
         return redirect(url_for("import_pages.mapping", token=token))
     run_state = state["run"]
     report = run_state.get("report")
-    can_rerun = run_state["dry_run"] and _paths(token)[0].exists()
+    can_rerun = run_state["dry_run"] and runs.paths(token)[0].exists()
     return render_template(
         "imports/run.html",
         state=state,
         run=run_state,
-        status=_status(state),
+        status=runs.status(state),
         report=report,
         rejected=[(r["position"], reason(r["reason"])) for r in (report or {}).get("rejected", [])],
         warnings=[(w["position"], reason(w["reason"])) for w in (report or {}).get("warnings", [])],
-        error=translate(run_state["error"]) if run_state.get("error") else None,
+        error=_run_error(run_state),
         can_rerun=can_rerun,
     )
 
