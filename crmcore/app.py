@@ -106,6 +106,16 @@ def _tune_sqlite(app: Flask) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    @event.listens_for(engine, "savepoint")
+    def _open_before_savepoint(connection: Any, _name: str) -> None:
+        # pysqlite opens a transaction only before a write. A SAVEPOINT sent while none is open becomes
+        # the transaction, and releasing it commits: the rows of a savepoint would survive a rollback
+        # of the block around it (a failed import chunk). Open the transaction first. (SQLAlchemy's
+        # other recipe, BEGIN for every transaction, would also make readers take snapshots that a
+        # concurrent writer turns into "database is locked" errors.)
+        if not connection.connection.dbapi_connection.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+
 
 def _collect_definitions(app: Flask, state: CrmState) -> None:
     """Gather the once-per-application contributions: custom fields, channels, migrations."""

@@ -260,3 +260,18 @@ def test_plugin_fields(register_plugin):
         assert (
             client.post(FIELDS, json={"key": "loyalty", "label_en": "x", "type": "text"}).status_code == 409
         )
+
+
+def test_a_phone_field_reads_numbers_in_the_contact_s_country(client):
+    definition = {"key": "assistant_phone", "label_en": "Assistant", "type": "phone"}
+    assert client.post("/api/v1/custom-fields", json=definition).status_code == 201
+    london = client.post(
+        "/api/v1/contacts",
+        json={"last_name": "Smith", "country": "GB", "custom": {"assistant_phone": "020 7946 0958"}},
+    )
+    assert london.status_code == 201, london.get_json()
+    assert london.get_json()["custom"]["assistant_phone"] == "+442079460958"
+    paris = client.post(
+        "/api/v1/contacts", json={"last_name": "Martin", "custom": {"assistant_phone": "01 23 45 67 89"}}
+    )
+    assert paris.get_json()["custom"]["assistant_phone"] == "+33123456789"  # CRM_DEFAULT_COUNTRY: FR

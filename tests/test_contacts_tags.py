@@ -140,3 +140,22 @@ def test_delete_tag(client):
     entry = client.get(f"{API}/{contact['id']}/history").get_json()[0]
     assert (entry["field"], entry["old"], entry["new"]) == ("tags", ["gone"], [])
     assert client.delete(f"{TAGS}/424242").status_code == 404
+
+
+def test_rename_gives_each_tagged_contact_a_new_version_and_history(client):
+    tagged = create(client, tags=["salon"])
+    untouched = create(client, tags=["other"])
+    response = client.patch(f"{TAGS}/{tag_id(client, 'salon')}", json={"name": "Salon 2025"})
+    assert response.status_code == 200
+    after = client.get(f"{API}/{tagged['id']}")
+    assert after.get_json()["version"] == tagged["version"] + 1
+    assert after.headers["ETag"] == f'"{tagged["version"] + 1}"'
+    # A client holding the old version cannot overwrite the renamed tag list unknowingly.
+    stale = client.patch(f"{API}/{tagged['id']}", json={"job_title": "x"}, headers={"If-Match": '"1"'})
+    assert stale.status_code == 412
+    entry = client.get(f"{API}/{tagged['id']}/history").get_json()[0]
+    assert (entry["field"], entry["old"], entry["new"]) == ("tags", ["salon"], ["Salon 2025"])
+    assert client.get(f"{API}/{untouched['id']}").get_json()["version"] == untouched["version"]
+    # Renaming to the same name changes nothing.
+    client.patch(f"{TAGS}/{tag_id(client, 'Salon 2025')}", json={"name": "Salon 2025"})
+    assert client.get(f"{API}/{tagged['id']}").get_json()["version"] == tagged["version"] + 1

@@ -289,3 +289,44 @@ def test_the_search_migration_fills_national_digits_and_keeps_name_tokens(tmp_pa
             ]
             db.session.remove()
             db.engine.dispose()
+
+
+# -- batches -------------------------------------------------------------------------------------------
+
+
+def test_a_batch_is_created_whole_in_order(client):
+    items = [{"last_name": f"Batch {n}", "emails": [{"address": f"b{n}@example.com"}]} for n in range(30)]
+    items.append({"kind": "organization", "name": "Batch Org", "tags": ["lot"]})
+    response = client.post(f"{API}/batch", json={"items": items})
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()["items"]
+    assert [c["display_name"] for c in created] == [f"Batch {n}" for n in range(30)] + ["Batch Org"]
+    numbers = [int(c["number"][2:]) for c in created]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 31
+    assert created[-1]["tags"] == ["lot"]
+    one = client.get(f"{API}/{created[3]['id']}").get_json()
+    assert one == created[3]
+    assert ids(client, "b3@example.com") == {created[3]["id"]}
+    history = client.get(f"{API}/{created[3]['id']}/history").get_json()
+    assert [entry["action"] for entry in history] == ["create"]
+
+
+def test_a_batch_with_a_bad_item_creates_nothing_and_names_it(client):
+    before = len(client.get(f"{API}?limit=500").get_json()["items"])
+    items = [
+        {"last_name": "Fine"},
+        {"first_name": "No last name"},
+        {"last_name": "X", "phones": [{"number": "1"}]},
+    ]
+    response = client.post(f"{API}/batch", json={"items": items})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert set(body["errors"]) == {"items[1].last_name", "items[2].phones[0].number"}
+    assert "2 of 3" in body["message"]
+    assert len(client.get(f"{API}?limit=500").get_json()["items"]) == before
+
+
+@pytest.mark.parametrize("body", [{"items": []}, {"items": [{"last_name": "x"}] * 1001}, {}, {"items": "x"}])
+def test_a_batch_outside_the_limits_is_refused(client, body):
+    response = client.post(f"{API}/batch", json=body)
+    assert response.status_code == 422, response.get_json()

@@ -57,7 +57,7 @@ class TagItem(MethodView):
     @tags_blp.response(200, TagSchema)
     def patch(self, data: dict[str, Any], tag_id: int) -> Any:
         """Rename a tag (renaming onto an existing tag's name is refused: merge them instead)."""
-        return _tag(tags.rename_tag(tag_id, data["name"]))
+        return _tag(tags.rename_tag(tag_id, data["name"], request_user(), "api"))
 
     @tags_blp.response(204)
     def delete(self, tag_id: int) -> None:

@@ -9,6 +9,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from crmcore.api.schemas import (
+    ContactBatchResultSchema,
+    ContactBatchSchema,
     ContactListArgs,
     ContactPageSchema,
     ContactSchema,
@@ -102,6 +104,23 @@ class Contacts(MethodView):
         body, status, headers = _with_etag(contact, 201)
         headers["Location"] = url_for("contacts.Contact", contact_id=contact.id)
         return body, status, headers
+
+
+@blp.route("/batch")
+class ContactBatch(MethodView):
+    @blp.arguments(ContactBatchSchema)
+    @blp.response(201, ContactBatchResultSchema)
+    def post(self, data: dict[str, Any]) -> Response:
+        """Create up to 1,000 contacts in one transaction (imports, synchronisation): all or none.
+
+        Each item is what ``POST /api/v1/contacts`` takes; errors name the item (``items[3].last_name``).
+        The created contacts come back in the order sent.
+        """
+        items = [{"kind": "person", **item} for item in data["items"]]
+        ids = svc.create_contacts(items, request_user(), SOURCE)
+        response = jsonify({"items": contacts_to_dicts(svc.contacts_by_ids(ids))})
+        response.status_code = 201
+        return response
 
 
 @blp.route("/<id:contact_id>")

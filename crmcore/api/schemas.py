@@ -124,6 +124,16 @@ class ContactSchema(StrictSchema):
         return data
 
 
+class ContactBatchSchema(StrictSchema):
+    """Contacts to create at once (``POST /api/v1/contacts/batch``): all are created, or none."""
+
+    items = fields.List(fields.Nested(ContactSchema), required=True)
+
+
+class ContactBatchResultSchema(Schema):
+    items = fields.List(fields.Nested(ContactSchema))
+
+
 class ContactPageSchema(Schema):
     items = fields.List(fields.Nested(ContactSchema))
     next_cursor = fields.String(allow_none=True)

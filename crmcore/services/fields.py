@@ -11,6 +11,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from crmcore.contributions import FIELD_TYPES, ContributionError, FieldDef
@@ -64,8 +65,11 @@ def fields_for(kind: str, fields: dict[str, FieldDef] | None = None) -> list[Fie
     return sorted((f for f in fields.values() if kind in f.kinds), key=lambda f: (f.order, f.key))
 
 
-def clean_value(field_def: FieldDef, value: Any) -> Any:
+def clean_value(field_def: FieldDef, value: Any, region: str | None = None) -> Any:
     """Return the stored form of ``value`` for ``field_def``, or raise ValueError saying why it is wrong.
+
+    ``region``: the country of phone numbers written without a country code (the contact's, else the
+    default country).
 
     Strings are accepted for every type so CSV and form input use the same path as JSON.
     """
@@ -135,7 +139,7 @@ def clean_value(field_def: FieldDef, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError("must be a phone number")
         try:
-            return to_e164(value, None)
+            return to_e164(value, region or current_app.config.get("DEFAULT_COUNTRY"))
         except InvalidPhone as exc:
             raise ValueError(str(exc)) from None
     raise ValueError(f"unsupported type {kind}")  # pragma: no cover - FieldDef validates types
@@ -147,8 +151,10 @@ def clean_custom(
     changes: dict[str, Any] | None,
     errors: dict[str, list[str]],
     fields: dict[str, FieldDef] | None = None,
+    region: str | None = None,
 ) -> dict[str, Any]:
-    """Merge ``changes`` (None values remove a key) into ``current`` and validate the result for ``kind``."""
+    """Merge ``changes`` (None values remove a key) into ``current`` and validate the result for ``kind``
+    (``region``: see :func:`clean_value`)."""
     fields = all_fields() if fields is None else fields
     result = dict(current)
     for key, value in (changes or {}).items():
@@ -163,7 +169,7 @@ def clean_custom(
             result.pop(key, None)
             continue
         try:
-            result[key] = clean_value(field_def, value)
+            result[key] = clean_value(field_def, value, region)
         except ValueError as exc:
             errors.setdefault(f"custom.{key}", []).append(str(exc))
     for field_def in fields.values():

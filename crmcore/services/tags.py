@@ -106,7 +106,8 @@ def create_tag(name: str) -> Tag:
     return tag
 
 
-def rename_tag(tag_id: int, name: str) -> Tag:
+def rename_tag(tag_id: int, name: str, user: User | None = None, source: str = "api") -> Tag:
+    """Rename a tag: every contact carrying it shows the new name, so each gets a new version."""
     text = _check_name(name)
     with transaction():
         tag = get_tag(tag_id)
@@ -117,7 +118,15 @@ def rename_tag(tag_id: int, name: str) -> Tag:
                 field="name",
                 existing_id=other.id,
             )
+        if text == tag.name:
+            return tag
+        old = tag.name
         tag.name, tag.key = text, tag_key(text)
+        affected = list(
+            db.session.scalars(select(contact_tags.c.contact_id).where(contact_tags.c.tag_id == tag.id))
+        )
+        db.session.flush()
+        _changed(affected, {"tags": ([old], [text])}, user, source)
     return tag
 
 

@@ -278,7 +278,7 @@ def tag_update(tag_id: int) -> Any:
             tags.delete_tag(tag_id, request_user(), "ui")
             flash(_("Tag deleted."), "success")
         else:
-            tag = tags.rename_tag(tag_id, request.form.get("name", ""))
+            tag = tags.rename_tag(tag_id, request.form.get("name", ""), request_user(), "ui")
             flash(_("Tag renamed to %(name)s.", name=tag.name), "success")
     except CrmError as exc:
         _flash_error(exc)
