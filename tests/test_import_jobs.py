@@ -156,6 +156,28 @@ def test_a_failure_in_the_worker_says_why_and_what_was_kept(browser, queued, mon
     assert importer.revert_import(run["batch"], None, "ui")["deleted"] == 500
 
 
+def test_a_chunk_failing_after_its_rows_were_written_keeps_none_of_them(browser, queued, monkeypatch):
+    # The rows of the second chunk are inserted (in a savepoint), then writing its batch items fails:
+    # the whole chunk is rolled back, on SQLite as on PostgreSQL.
+    real = importer.Importer._drop_unused_organizations
+    chunks = {"n": 0}
+
+    def failing(self: Any) -> None:
+        if not self.options.dry_run:
+            chunks["n"] += 1
+            if chunks["n"] == 2:
+                raise RuntimeError("after the insert")
+        real(self)
+
+    monkeypatch.setattr(importer.Importer, "_drop_unused_organizations", failing)
+    token, _response = _run(browser, _people(700))
+    run = runs.read_state(token)["run"]
+    assert (run["state"], run["done"], run["counts"]["created"]) == ("failed", 500, 500)
+    assert _count() == 500
+    assert importer.revert_import(run["batch"], None, "ui")["deleted"] == 500
+    assert _count() == 0
+
+
 def test_a_failure_before_any_chunk_says_nothing_was_imported(browser, monkeypatch):
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("database gone")
