@@ -665,7 +665,7 @@ def create_contacts(
         return insert_contacts(cleans, user, source)
 
 
-_INSERT_CONTACTS = insert(Contact.__table__).returning(Contact.__table__.c.id, sort_by_parameter_order=True)
+_INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
 
 
 def insert_contacts(
@@ -692,23 +692,30 @@ def insert_contacts(
         numbers = next_contact_numbers(len(cleans))
         values = [contact_values(clean) for clean in cleans]
         creator = user_id_of(user)
-        ids = list(
-            db.session.scalars(
-                _INSERT_CONTACTS,
-                [
-                    {
-                        **row,
-                        "number": number,
-                        "created_by_id": creator,
-                        "import_batch": import_batch,
-                        "version": 1,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for row, number in zip(values, numbers, strict=True)
-                ],
+        rows = [
+            {
+                **row,
+                "number": number,
+                "created_by_id": creator,
+                "import_batch": import_batch,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for row, number in zip(values, numbers, strict=True)
+        ]
+        if len(rows) == 1:
+            ids = [db.session.scalar(_INSERT_CONTACT, rows[0])]
+        else:
+            # On SQLite, one INSERT per row then a read of the ids by number is faster than RETURNING,
+            # which becomes statements of hundreds of rows' values that SQLite parses one by one.
+            db.session.execute(insert(Contact.__table__), rows)
+            id_of = dict(
+                db.session.execute(
+                    select(Contact.number, Contact.id).where(Contact.number.in_(numbers))
+                ).all()
             )
-        )
+            ids = [id_of[number] for number in numbers]
         tag_ids = resolve_tag_ids([name for clean in cleans for name in clean["tags"]], tag_cache)
         organization_ids = {clean["organization_id"] for clean in cleans if clean["organization_id"]}
         organizations = (
