@@ -198,7 +198,7 @@ class _Cleaner:
             self.error("status", f"must be one of: {', '.join(STATUSES)}")
         out["status"] = status
         out["is_supplier"] = bool(s.get("is_supplier"))
-        visibility = s.get("visibility") or "public_read"
+        visibility = s.get("visibility") or current_app.config.get("DEFAULT_VISIBILITY") or "public_read"
         if visibility not in VISIBILITIES:
             self.error("visibility", f"must be one of: {', '.join(VISIBILITIES)}")
         out["visibility"] = visibility
@@ -763,10 +763,9 @@ def insert_contacts(
             db.session.execute(insert(SearchToken.__table__), token_rows)
         hook = plugin_host().hook.contact_created
         if fire_events and hook.get_hookimpls():
-            loaded = {
-                c.id: c
-                for c in db.session.scalars(select(Contact).where(Contact.id.in_(ids)).options(*EAGER))
-            }
+            # One query for the contacts; their lists load only if a plugin reads them (most read
+            # a field or two: loading every list of an import chunk would double its cost).
+            loaded = {c.id: c for c in db.session.scalars(select(Contact).where(Contact.id.in_(ids)))}
             try:
                 for contact_id in ids:
                     hook(contact=loaded[contact_id], user=user, source=source)
