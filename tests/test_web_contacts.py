@@ -644,3 +644,52 @@ def test_pages_need_a_session_and_posts_need_csrf(app, anonymous_client, admin_b
     contact = make_contact(last_name="Safe")
     no_token = admin_browser.client.post(f"/contacts/{contact.id}/delete", data={})
     assert no_token.status_code == 400
+
+
+def test_people_are_linked_and_unlinked_from_the_organization_page(
+    app, admin_browser, user_browser, make_contact
+):
+    from crmcore.services.contacts import get_contact
+
+    org = make_contact(name="Garage Durand", kind="organization")
+    paul = make_contact(last_name="Lefort", first_name="Paul")
+    page = text(admin_browser.get(f"/contacts/{org.id}"))
+    assert 'id="add-member"' in page
+    assert f'id="new-member" href="/contacts/new?kind=person&organization_id={org.id}"' in page
+    # The person typed by name, with a role.
+    response = admin_browser.post(
+        f"/contacts/{org.id}/members", {"person": "paul lefort", "role": "technical"}
+    )
+    assert response.status_code == 302, text(response)
+    linked = get_contact(paul.id)
+    assert (linked.organization_id, linked.role) == (org.id, "technical")
+    page = text(admin_browser.get(f"/contacts/{org.id}"))
+    assert "Paul Lefort" in page and f'id="remove-member-{paul.id}"' in page
+    history = [
+        (e["field"], e["new"]) for e in admin_browser.get(f"/api/v1/contacts/{paul.id}/history").get_json()
+    ]
+    assert ("organization_id", org.id) in history
+    # Nobody by that name: the error is beside the field and nothing changes.
+    missing = admin_browser.post(f"/contacts/{org.id}/members", {"person": "Nobody Here"})
+    assert missing.status_code == 422
+    assert 'id="member-person-error"' in text(missing)
+    # Removing.
+    assert admin_browser.post(f"/contacts/{org.id}/members/{paul.id}/remove").status_code == 302
+    unlinked = get_contact(paul.id)
+    assert (unlinked.organization_id, unlinked.role) == (None, None)
+    assert admin_browser.post(f"/contacts/{org.id}/members/{paul.id}/remove").status_code == 404
+    # "New person in this organization" starts the form in it.
+    form = text(admin_browser.get(f"/contacts/new?kind=person&organization_id={org.id}"))
+    assert f'name="organization_id" value="{org.id}"' in form and 'value="Garage Durand"' in form
+
+
+def test_linking_needs_write_access_to_the_person(app, admin_browser, user_browser, make_contact):
+    from crmcore.services.contacts import get_contact
+
+    org = make_contact(name="Open Org", kind="organization", visibility="public_write")
+    private = make_contact(admin_browser.user, last_name="Secret", visibility="public_read")
+    response = user_browser.post(
+        f"/contacts/{org.id}/members", {"person": "Secret", "person_id": str(private.id)}
+    )
+    assert response.status_code in (403, 404, 422)
+    assert get_contact(private.id).organization_id is None

@@ -26,7 +26,7 @@ from flask_babel import ngettext
 from sqlalchemy import select
 
 from crmcore.auth import request_user
-from crmcore.errors import Conflict, ValidationError
+from crmcore.errors import Conflict, CrmError, ValidationError
 from crmcore.extensions import db
 from crmcore.models import Contact, ContactPhoto, Tag
 from crmcore.services import access, bulk, notes, photos, users
@@ -35,6 +35,9 @@ from crmcore.services.contact_query import SORTS, list_contacts, related_contact
 from crmcore.services.contributions import contact_actions, mass_actions, render_tabs
 from crmcore.services.fields import all_fields, fields_for
 from crmcore.services.transactions import transaction
+from crmcore.web.contact_form import (
+    _resolve_contact as resolve_contact,
+)
 from crmcore.web.contact_form import (
     blank_form,
     data_from_form,
@@ -316,7 +319,15 @@ def _save(contact: Contact | None) -> Any:
 def new() -> Any:
     if request.method == "POST":
         return _save(None)
-    return _render_form(blank_form(request.args.get("kind", "person"), _user()), None)
+    user = _user()
+    form = blank_form(request.args.get("kind", "person"), user)
+    organization_id = request.args.get("organization_id", type=int)
+    if organization_id and form["kind"] == "person":
+        # "New person" from an organization's page: the person starts in it.
+        organization = svc.get_contact(organization_id, user)
+        if organization.kind == "organization":
+            form["organization_id"], form["organization"] = organization.id, organization.display_name
+    return _render_form(form, None)
 
 
 @bp.route("/contacts/<id:contact_id>/edit", methods=["GET", "POST"])
@@ -360,12 +371,71 @@ def _show(contact_id: int, status: int = 200) -> Any:
         has_photo=db.session.get(ContactPhoto, contact.id) is not None,
         custom_fields=fields_for(contact.kind),
         warning_form=g.get("crm_warning_form") or {},
+        member_form=g.get("crm_member_form") or {},
     ), status
 
 
 @bp.route("/contacts/<id:contact_id>")
 def show(contact_id: int) -> Any:
     return _show(contact_id)
+
+
+@bp.route("/contacts/<id:contact_id>/members", methods=["POST"])
+def add_member(contact_id: int) -> Any:
+    """Link a person to this organization from its page (the person's own form does the same)."""
+    user = _user()
+    organization = svc.get_contact(contact_id, user)
+    label = request.form.get("person", "").strip()
+    chosen = request.form.get("person_id", type=int)
+    errors: dict[str, list[str]] = {}
+    person_id = resolve_contact(label, chosen, "person", user, "person", errors) if label else None
+    if person_id is None and not errors:
+        errors["person"] = [_("Type a few letters and pick the person.")]
+    if not errors:
+        try:
+            person = svc.update_contact(
+                person_id,
+                {"organization_id": organization.id, "role": request.form.get("role") or None},
+                user,
+                SOURCE,
+            )
+        except CrmError as exc:
+            errors = getattr(exc, "errors", None) or {"person": [exc.message]}
+        else:
+            flash(
+                _(
+                    "%(person)s now belongs to %(organization)s.",
+                    person=person.display_name,
+                    organization=organization.display_name,
+                ),
+                "success",
+            )
+            return redirect(url_for("contact_pages.show", contact_id=organization.id))
+    g.crm_member_form = {
+        "person": label,
+        "role": request.form.get("role", ""),
+        "errors": translate_errors(errors),
+    }
+    return _show(organization.id, 422)
+
+
+@bp.route("/contacts/<id:contact_id>/members/<id:person_id>/remove", methods=["POST"])
+def remove_member(contact_id: int, person_id: int) -> Any:
+    user = _user()
+    organization = svc.get_contact(contact_id, user)
+    person = svc.get_contact(person_id, user, "write")
+    if person.organization_id != organization.id:
+        abort(404)
+    svc.update_contact(person.id, {"organization_id": None, "role": None}, user, SOURCE)
+    flash(
+        _(
+            "%(person)s no longer belongs to %(organization)s.",
+            person=person.display_name,
+            organization=organization.display_name,
+        ),
+        "success",
+    )
+    return redirect(url_for("contact_pages.show", contact_id=organization.id))
 
 
 @bp.route("/contacts/<id:contact_id>/photo")
