@@ -68,6 +68,7 @@ def create_app(config: Mapping[str, Any] | str | os.PathLike[str] | None = None)
     init_web(app)
     _register_plugin_blueprints(app, host)
     _register_plugin_commands(app, host)
+    _collect_menu_items(app, state)
 
     host.on_incident = lambda incident: _persist_incident(app, incident)
     app.jinja_env.globals["localize"] = localize
@@ -152,6 +153,12 @@ def _register_plugin_blueprints(app: Flask, host: PluginHost) -> None:
             app.register_blueprint(blueprint)
         except Exception as exc:
             host.mark_failed(plugin, f"blueprint {blueprint.name!r} could not be registered: {exc}", exc)
+
+
+def _collect_menu_items(app: Flask, state: CrmState) -> None:
+    from crmcore.web.menu import collect_menu_items
+
+    state.menu_items = collect_menu_items(app, state.host)
 
 
 def _register_plugin_commands(app: Flask, host: PluginHost) -> None:

@@ -123,6 +123,54 @@ class Action:
 
 
 @dataclass(frozen=True)
+class MenuItem:
+    """An entry of the main menu (the page header), e.g. "Commercial > Quotes".
+
+    Give either ``endpoint`` (a Flask endpoint taking no arguments, e.g. ``"crm_quotes.index"``; the
+    core checks it exists once, when the application starts) or ``url`` (a path starting with ``/``,
+    or an ``http(s)://`` address). Items with the same ``section`` are grouped under one heading
+    (``section_label``, or the core's label for the usual sections: ``commercial``, ``communication``,
+    ``marketing``, ``accounting``, ``tools``). ``admin_only`` items are shown to administrators only:
+    the target page must still check access itself.
+    """
+
+    key: str
+    label: Label
+    endpoint: str | None = None
+    url: str | None = None
+    section: str | None = None
+    section_label: Label | None = None
+    order: int = 100
+    admin_only: bool = False
+
+    def __post_init__(self) -> None:
+        _check_key("menu item", self.key)
+        _check_label("menu item", self.key, self.label)
+        if (self.endpoint is None) == (self.url is None):
+            raise ContributionError(f"menu item {self.key!r}: give either an endpoint or a url")
+        if self.endpoint is not None and (not isinstance(self.endpoint, str) or not self.endpoint.strip()):
+            raise ContributionError(f"menu item {self.key!r}: endpoint must be a non-empty string")
+        if self.url is not None and not (
+            isinstance(self.url, str)
+            and (
+                (self.url.startswith("/") and not self.url.startswith("//"))
+                or self.url.startswith(("http://", "https://"))
+            )
+        ):
+            raise ContributionError(
+                f"menu item {self.key!r}: url must start with / or http(s):// (got {self.url!r})"
+            )
+        if self.section is not None:
+            _check_key("menu section", self.section)
+        if self.section_label is not None:
+            _check_label("menu section", self.section or self.key, self.section_label)
+        if isinstance(self.order, bool) or not isinstance(self.order, int):
+            raise ContributionError(f"menu item {self.key!r}: order must be an integer")
+        if not isinstance(self.admin_only, bool):
+            raise ContributionError(f"menu item {self.key!r}: admin_only must be True or False")
+
+
+@dataclass(frozen=True)
 class FieldDef:
     """One custom field. This single definition drives validation, storage in the contact's
     ``custom`` JSON column, the API schema, the form widget and the CSV/vCard column

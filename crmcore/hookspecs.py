@@ -7,7 +7,7 @@ documents each hook with an example (a test fails when one is missing there).
 Conventions
 -----------
 * ``register_*`` hooks collect definitions once per application (fields, channels, blueprints,
-  commands, migrations). ``contact_*`` hooks return contributions for one contact (tabs, actions)
+  commands, migrations, menu items). ``contact_*`` hooks return contributions for one contact (tabs, actions)
   or validate one contact. ``contact_<event>`` hooks are notifications after a change.
 * Plugins implement hooks with :data:`crmcore.plugin_api.hookimpl` and may accept fewer arguments
   than the spec lists (pluggy passes only the ones named), so specs can grow without breaking them.
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import click
     from flask import Blueprint, Flask
 
-    from crmcore.contributions import Action, Channel, FieldDef, Migrations, Problem, Tab
+    from crmcore.contributions import Action, Channel, FieldDef, MenuItem, Migrations, Problem, Tab
     from crmcore.models import Contact, User
 
 hookspec = pluggy.HookspecMarker("crm")
@@ -105,6 +105,20 @@ def register_migrations() -> Migrations | None:
     ``crm db upgrade`` applies the core history first, then each enabled plugin's in
     registration order. Each plugin history has its own version table
     (``<prefix>_alembic_version``) and all its tables start with ``<prefix>_``.
+    """
+
+
+@hookspec
+def register_menu_items() -> Iterable[MenuItem]:
+    """Return entries for the main menu in the page header (the plugin's module pages).
+
+    Called once per application, after every blueprint is attached. Each item is checked then:
+    an ``endpoint`` that does not exist (or needs arguments), a key already taken (``contacts``
+    and ``admin`` are the core's) or an implementation that raises is skipped and recorded as an
+    incident of the plugin; the menu still renders. Items are sorted by ``MenuItem.order`` (then
+    key); items sharing a ``section`` are grouped under one heading placed where its first item
+    would be. Labels are shown in the user's language, ``admin_only`` items to administrators
+    only, and the item of the current page is highlighted (``aria-current="page"``).
     """
 
 

@@ -21,6 +21,7 @@ from crmcore.contributions import (
     Channel,
     FieldDef,
     Label,
+    MenuItem,
     Migrations,
     OutboundMessage,
     Problem,
@@ -49,6 +50,7 @@ from crmcore.services.contacts import (
     update_contact,
 )
 from crmcore.services.history import record as record_history
+from crmcore.services.message_templates import template_choices as message_template_choices
 from crmcore.services.messaging import (
     MessageRefused,
     find_message,
@@ -115,6 +117,7 @@ __all__ = [
     "MessageRefused",
     "JSONType",
     "Label",
+    "MenuItem",
     "Migrations",
     "NotFound",
     "OutboundMessage",
@@ -137,6 +140,7 @@ __all__ = [
     "get_message",
     "hookimpl",
     "localize",
+    "message_template_choices",
     "message_to_dict",
     "public",
     "record_history",

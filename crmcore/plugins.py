@@ -22,7 +22,7 @@ from flask import Blueprint
 from stevedore import ExtensionManager, NamedExtensionManager
 
 from crmcore import hookspecs
-from crmcore.contributions import Action, Channel, FieldDef, Migrations, Tab
+from crmcore.contributions import Action, Channel, FieldDef, MenuItem, Migrations, Tab
 from crmcore.errors import PluginError
 
 log = logging.getLogger("crmcore.plugins")
@@ -58,6 +58,7 @@ EXPECTED_TYPES: dict[str, type | tuple[type, ...]] = {
     "register_blueprints": Blueprint,
     "register_commands": click.Command,
     "register_migrations": Migrations,
+    "register_menu_items": MenuItem,
 }
 
 

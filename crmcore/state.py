@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 if TYPE_CHECKING:
-    from crmcore.contributions import Channel, FieldDef, Migrations
+    from crmcore.contributions import Channel, FieldDef, MenuItem, Migrations
     from crmcore.plugins import PluginHost
 
 
@@ -20,6 +20,8 @@ class CrmState:
     channels: dict[str, Channel] = field(default_factory=dict)
     #: (plugin name, migrations) in the order ``crm db upgrade`` applies them.
     migrations: list[tuple[str, Migrations]] = field(default_factory=list)
+    #: (plugin name, item) of the main menu, checked and sorted once (:mod:`crmcore.web.menu`).
+    menu_items: list[tuple[str, MenuItem]] = field(default_factory=list)
     #: The last copy of the custom fields and lists read (:mod:`crmcore.services.reference`).
     reference: Any = None
 

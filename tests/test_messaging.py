@@ -515,6 +515,105 @@ def test_preview_and_compose_page(mclient: Any, fake: FakeChannels) -> None:
     assert refused.status_code == 422 and b"send either a body or a template" in refused.data
 
 
+def _template(key: str, channel: str, language: str, body: str, name: str = "", subject: Any = None) -> Any:
+    from crmcore.services.message_templates import create_template
+
+    return create_template(
+        {"key": key, "channel": channel, "language": language, "name": name, "body": body, "subject": subject}
+    )
+
+
+def test_compose_offers_the_templates_of_its_channel(mclient: Any, fake: FakeChannels) -> None:
+    import re
+
+    contact = _consenting(language="en")
+    _template("reminder", "fakesms", "fr", "Rappel {{ contact.first_name }}", name="Rappel")
+    _template("reminder", "fakesms", "en", "Reminder {{ contact.first_name }}", name="Reminder")
+    _template("promo", "fakesms", "en", "Promo")
+    _template("newsletter", "email", "en", "News", name="Newsletter", subject="News")
+
+    page = mclient.get(f"/messages/compose?channel=fakesms&ids={contact.id}").get_data(as_text=True)
+    select = re.search(r'<select id="compose-template" name="template">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="([^"]*)"', select) == ["", "promo", "reminder"]
+    assert ">Reminder (reminder) · EN, FR<" in select and ">promo · EN<" in select
+    assert 'name="template" maxlength' not in page  # no free-text key any more
+
+    email_page = mclient.get(f"/messages/compose?channel=email&ids={contact.id}").get_data(as_text=True)
+    email_select = re.search(
+        r'<select id="compose-template" name="template">(.*?)</select>', email_page, re.S
+    )
+    assert re.findall(r'<option value="([^"]*)"', email_select.group(1)) == ["", "newsletter"]
+
+    # The chosen template is kept when the page comes back (here: a preview).
+    preview = mclient.post(
+        "/messages/compose",
+        data={"channel": "fakesms", "ids": [str(contact.id)], "template": "reminder", "action": "preview"},
+    )
+    assert preview.status_code == 200
+    html = preview.get_data(as_text=True)
+    assert '<option value="reminder" selected>' in html
+    assert '<pre id="compose-preview-body">Reminder Julie</pre>' in html
+    assert 'id="compose-preview-language">English<' in html
+    assert fake.calls == 0  # a preview sends nothing
+
+    sent = mclient.post(
+        "/messages/compose", data={"channel": "fakesms", "ids": [str(contact.id)], "template": "reminder"}
+    )
+    assert sent.status_code == 200
+    assert [m.body for m in fake.sent] == ["Reminder Julie"]
+
+
+def test_compose_without_templates_and_preview_errors(mclient: Any, fake: FakeChannels) -> None:
+    contact = _consenting(language="fr")
+    page = mclient.get(f"/messages/compose?channel=fakesms&ids={contact.id}").get_data(as_text=True)
+    assert 'id="compose-no-templates"' in page and 'href="/admin/message-templates"' in page
+
+    preview = mclient.post(
+        "/messages/compose",
+        data={
+            "channel": "fakesms",
+            "ids": [str(contact.id)],
+            "body": "Salut {{ contact.first_name }}",
+            "action": "preview",
+        },
+    )
+    assert preview.status_code == 200 and "Salut Julie" in preview.get_data(as_text=True)
+    unknown = mclient.post(
+        "/messages/compose",
+        data={
+            "channel": "fakesms",
+            "ids": [str(contact.id)],
+            "body": "{{ contact.nope }}",
+            "action": "preview",
+        },
+    )
+    assert unknown.status_code == 422 and b"unknown placeholder" in unknown.data
+    nobody = mclient.post("/messages/compose", data={"channel": "fakesms", "body": "Hi", "action": "preview"})
+    assert nobody.status_code == 422 and b"select at least one contact" in nobody.data
+    assert fake.calls == 0
+
+
+def test_the_sms_compose_page_offers_sms_templates(crm_app_factory: Any) -> None:
+    import re
+
+    from crmcore.services.users import create_token, create_user
+
+    application = crm_app_factory(PLUGINS=["sms"])
+    with application.app_context():
+        if "sms" not in application.extensions["crm"].channels:
+            pytest.skip("crm-sms is not installed")
+        boss = create_user("sms-boss@example.com", None, is_admin=True)
+        _row, token = create_token(boss.id, "test")
+        contact = _consenting()
+        _template("hello", "sms", "en", "Hello {{ contact.first_name }}", name="Hello")
+        _template("welcome", "email", "en", "Welcome", subject="Welcome")
+        test_client = application.test_client()
+        test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        page = test_client.get(f"/plugins/sms/compose?channel=sms&ids={contact.id}").get_data(as_text=True)
+    select = re.search(r'<select id="compose-template" name="template">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="([^"]*)"', select) == ["", "hello"]
+
+
 def test_concurrent_workers_send_a_message_once(mapp: Any, fake: FakeChannels) -> None:
     import threading
 

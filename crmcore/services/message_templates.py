@@ -215,6 +215,18 @@ def list_templates(
     return list(db.session.scalars(query.order_by(*order)))
 
 
+def template_choices(channel: str, language: str | None = None) -> list[dict[str, Any]]:
+    """The templates a compose form offers for ``channel``, one per key:
+    ``{"key", "name" (in ``language`` when that version has one), "languages": [...]}``, by key."""
+    choices: dict[str, dict[str, Any]] = {}
+    for row in list_templates(channel=channel):
+        entry = choices.setdefault(row.key, {"key": row.key, "name": "", "languages": []})
+        entry["languages"].append(row.language)
+        if row.name and (not entry["name"] or row.language == language):
+            entry["name"] = row.name
+    return list(choices.values())
+
+
 def get_template(template_id: int) -> MessageTemplate:
     template = db.session.get(MessageTemplate, template_id)
     if template is None:

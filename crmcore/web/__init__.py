@@ -42,6 +42,16 @@ def crm_error_page(error: CrmError) -> Any:
     return render_template("error.html", error=error), error.status
 
 
+def _main_menu() -> list[Any]:
+    """The plugins' entries of the main menu for the current user (base.html)."""
+    from flask import current_app
+
+    from crmcore.auth import request_user
+    from crmcore.web.menu import menu_for_request
+
+    return menu_for_request(current_app, request_user(), str(get_locale() or "en"))
+
+
 def init_web(app: Flask) -> None:
     from crmcore.auth import request_user
     from crmcore.web import admin, auth_views, contacts, duplicates
@@ -60,6 +70,7 @@ def init_web(app: Flask) -> None:
     app.jinja_env.globals["ui"] = ui
     app.jinja_env.bytecode_cache = _COMPILED_TEMPLATES
     app.jinja_env.filters["crm_message"] = translate
+    app.jinja_env.globals["crm_main_menu"] = _main_menu
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

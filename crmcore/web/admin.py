@@ -1,4 +1,5 @@
-"""Administration pages (admins only): users, teams, configurable lists, custom fields, tags, plugins."""
+"""Administration pages (admins only): users, teams, configurable lists, custom fields, tags, message
+templates, plugins."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from crmcore.auth import request_user
+from crmcore.contributions import localize
 from crmcore.errors import CrmError, Forbidden, ValidationError
-from crmcore.services import fields, lookups, tags, users
+from crmcore.services import fields, lookups, message_templates, tags, users
 from crmcore.services.plugin_report import full_report
+from crmcore.web.labels import ui
 from crmcore.web.messages import translate, translate_errors
 
 bp = Blueprint("admin_pages", __name__, url_prefix="/admin")
@@ -297,6 +300,87 @@ def tags_merge() -> Any:
     else:
         flash(_("Tags merged into %(name)s.", name=tag.name), "success")
     return redirect(url_for("admin_pages.tags_page"))
+
+
+# -- message templates -----------------------------------------------------------------------------
+
+
+def _template_data(form: Any) -> dict[str, Any]:
+    return {
+        "key": form.get("key", "").strip(),
+        "channel": form.get("channel", ""),
+        "language": form.get("language", ""),
+        "name": form.get("name", "").strip(),
+        "subject": form.get("subject", "").strip() or None,
+        "body": form.get("body", ""),
+    }
+
+
+def _template_context(**context: Any) -> dict[str, Any]:
+    from crmcore.state import crm_state
+
+    channels = crm_state().channels
+    return {
+        "channels": {key: localize(channel.label, ui.lang()) for key, channel in sorted(channels.items())},
+        "subject_channels": sorted(key for key, channel in channels.items() if channel.has_subject),
+        "languages": message_templates.LANGUAGES,
+        "placeholders": message_templates.CONTACT_PLACEHOLDERS,
+        **context,
+    }
+
+
+@bp.route("/message-templates", methods=["GET", "POST"])
+def message_templates_page() -> Any:
+    errors: dict[str, list[str]] = {}
+    form: dict[str, Any] = {}
+    status = 200
+    if request.method == "POST":
+        form = _template_data(request.form)
+        try:
+            row = message_templates.create_template(form, request_user())
+        except ValidationError as exc:
+            errors, status = translate_errors(exc.errors), 422
+        except CrmError as exc:
+            errors, status = {"_record": [translate(exc.message)]}, exc.status
+        else:
+            flash(_("Message template %(key)s created.", key=row.key), "success")
+            return redirect(url_for("admin_pages.message_templates_page"))
+    rows = message_templates.list_templates(channel=request.args.get("channel") or None)
+    return render_template(
+        "admin/message_templates.html",
+        **_template_context(rows=rows, form=form, errors=errors, channel_filter=request.args.get("channel")),
+    ), status
+
+
+@bp.route("/message-templates/<id:template_id>", methods=["GET", "POST"])
+def message_template_edit(template_id: int) -> Any:
+    row = message_templates.get_template(template_id)
+    errors: dict[str, list[str]] = {}
+    form = message_templates.template_to_dict(row)
+    status = 200
+    if request.method == "POST":
+        form = _template_data(request.form)
+        try:
+            message_templates.update_template(template_id, form, request_user())
+        except ValidationError as exc:
+            errors, status = translate_errors(exc.errors), 422
+        except CrmError as exc:
+            errors, status = {"_record": [translate(exc.message)]}, exc.status
+        else:
+            flash(_("Message template %(key)s updated.", key=form["key"]), "success")
+            return redirect(url_for("admin_pages.message_templates_page"))
+    return render_template(
+        "admin/message_template_edit.html", **_template_context(row=row, form=form, errors=errors)
+    ), status
+
+
+@bp.route("/message-templates/<id:template_id>/delete", methods=["POST"])
+def message_template_delete(template_id: int) -> Any:
+    row = message_templates.get_template(template_id)
+    key = row.key
+    message_templates.delete_template(template_id, request_user())
+    flash(_("Message template %(key)s deleted.", key=key), "success")
+    return redirect(url_for("admin_pages.message_templates_page"))
 
 
 # -- plugins -------------------------------------------------------------------------------------

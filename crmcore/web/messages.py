@@ -183,6 +183,19 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
             r"^field key '.+' must be lowercase letters, digits and underscores, starting with a letter$",
             _l("use lowercase letters, digits and underscores, starting with a letter"),
         ),
+        (
+            r"^is required: lowercase letters, digits, - and _, starting with a letter \(at most 63\)$",
+            _l("is required: lowercase letters, digits, - and _, starting with a letter (at most 63)"),
+        ),
+        (r"^unknown channel '(?P<channel>.*)' \(available: (?P<known>.+)\)$", _l("choose a channel")),
+        (r"^is required for (?P<channel>\S+) templates$", _l("is required for %(channel)s templates")),
+        (r"^(?P<channel>\S+) messages have no subject$", _l("%(channel)s messages have no subject")),
+        (
+            r"^a template '(?P<key>.+)' for (?P<channel>\S+) in (?P<language>\S+) already exists \(id \d+\)$",
+            _l("a template %(key)s already exists for %(channel)s in this language"),
+        ),
+        (r"^unknown placeholder: (?P<detail>.+)$", _l("unknown placeholder (%(detail)s)")),
+        (r"^line (?P<line>\d+): (?P<detail>.+)$", _l("line %(line)s: %(detail)s")),
         (r"^cannot (?P<purpose>.+) for (?P<name>.+?): (?P<why>.+)$", _l("blocked for %(name)s: %(why)s")),
         # Generic forms last: the specific ones above win.
         (r"^(?P<list>\w+) '(?P<key>.+)' already exists$", _l("%(key)s already exists")),

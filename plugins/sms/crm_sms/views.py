@@ -29,6 +29,7 @@ from crmcore.plugin_api import (
     get_contact,
     get_message,
     localize,
+    message_template_choices,
     public,
     record_inbound,
     send_bulk,
@@ -216,6 +217,7 @@ def compose() -> Any:
         "errors": {},
         "message": None,
         "outcomes": None,
+        "templates": message_template_choices(channel, request.values.get("lang")),
         "title": localize(
             {"en": "Send SMS", "fr": "Envoyer un SMS"}
             if channel == "sms"
