@@ -21,6 +21,9 @@ client with an API token, so authentication, the service, serialization and JSON
 * list page: ``GET /api/v1/contacts?sort=name&limit=50`` (first page, and a page deep in the list);
 * search by name prefix (``q=mar``), by full email address, by phone digits (as typed, any format).
 
+``--reader member`` reads as a user who is not an admin (the access filter is then in every query): one
+contact in ten is private, half of those belong to the reader's team, the rest to nobody they know.
+
 Targets: each median under 30 ms, more than 2,000 creations per second through the service layer. The script prints the
 figures with OK / MISSED and exits 0 (benchmarks report; tests assert behaviour).
 """
@@ -159,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("bulk", "batches", "creations", "list", "search"),
         help="print a pyinstrument profile of a part",
     )
+    parser.add_argument(
+        "--reader",
+        choices=("admin", "member"),
+        default="admin",
+        help="who reads: an admin (no access filter) or a team member (private contacts, teams)",
+    )
     args = parser.parse_args(argv)
     if not 0 < 2 * args.creations <= args.contacts:
         parser.error("--creations must be between 1 and half of --contacts")
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         insert_contacts,
         prepare_contact,
     )
-    from crmcore.services.users import create_token, create_user
+    from crmcore.services.users import create_team, create_token, create_user, update_user
 
     folder = tempfile.mkdtemp(prefix="bench_contacts_")
     url = "sqlite:///" + os.path.join(folder, "bench.sqlite")
@@ -185,6 +194,19 @@ def main(argv: list[str] | None = None) -> int:
         upgrade_all()
         admin = create_user("bench@example.com", "bench-password", is_admin=True, name="Bench")
         _token_row, token = create_token(admin.id, "bench")
+        team_id: int | None = None
+        if args.reader == "member":
+            team_id = create_team("Bench team").id
+            reader = create_user("reader@example.com", "bench-password", name="Reader")
+            update_user(reader.id, team_ids=[team_id])
+            _token_row, token = create_token(reader.id, "bench")
+
+        def generated(n: int) -> dict[str, Any]:
+            data = contact_data(rng, n, organization_ids)
+            if team_id is not None and n % 10 == 0:
+                data["visibility"] = "private"
+                data["team_id"] = team_id if n % 20 == 0 else None
+            return data
 
         # 1. The bulk part, through the import path.
         bulk = args.contacts - 2 * args.creations
@@ -194,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             cache = ValidationCache()
             tag_cache: dict[str, tuple[int, str]] = {}
             for offset in range(0, bulk, 1000):
-                chunk = [
-                    contact_data(rng, n, organization_ids) for n in range(offset, min(offset + 1000, bulk))
-                ]
+                chunk = [generated(n) for n in range(offset, min(offset + 1000, bulk))]
                 cleans = [prepare_contact(data, admin, cache) for data in chunk]
                 ids = insert_contacts(cleans, admin, "import", tag_cache=tag_cache, fire_events=False)
                 organization_ids.extend(
@@ -206,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bulk: {bulk:,} contacts via prepare_contact + insert_contacts in {bulk_seconds:.1f} s")
 
         # 2. Through create_contacts, 1,000 per call: the creation rate of the service layer.
-        batched = [contact_data(rng, n, organization_ids) for n in range(bulk, bulk + args.creations)]
+        batched = [generated(n) for n in range(bulk, bulk + args.creations)]
         gc.collect()
         start, start_cpu = time.perf_counter(), time.process_time()
         with Profiler(args.profile, "batches"):
@@ -219,9 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"created {len(batched):,} contacts through create_contacts in {seconds:.1f} s")
 
         # 3. One by one through create_contact, a transaction (and a commit) each.
-        creations = [
-            contact_data(rng, n, organization_ids) for n in range(bulk + args.creations, args.contacts)
-        ]
+        creations = [generated(n) for n in range(bulk + args.creations, args.contacts)]
         gc.collect()
         start, start_cpu = time.perf_counter(), time.process_time()
         with Profiler(args.profile, "creations"):
@@ -234,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"created {len(creations):,} contacts one by one in {seconds:.1f} s")
 
         emails, phones, last_names = [], [], []
-        for data in rng.sample(creations, min(len(creations), args.repeat)):
+        # Searched for: contacts every reader sees (so one sample serves either reader).
+        searchable = [data for data in creations if data.get("visibility") != "private"]
+        for data in rng.sample(searchable, min(len(searchable), args.repeat)):
             emails.append(data["emails"][0]["address"])
             phones.append(data["phones"][0]["number"])
             last_names.append(data.get("last_name") or data["name"].split()[0])
@@ -297,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"{args.contacts:,} contacts, SQLite, median of {args.repeat} runs  (targets: < {TARGET_MS:.0f} ms, > {TARGET_RATE:,.0f} creations/s)"
+        f"{args.contacts:,} contacts, SQLite, read by {args.reader}, median of {args.repeat} runs  (targets: < {TARGET_MS:.0f} ms, > {TARGET_RATE:,.0f} creations/s)"
     )
     print(
         f"  (wall clock; cpu = this process's CPU time, the figure to trust when others share the machine: load {os.getloadavg()[0]:.1f})"

@@ -16,13 +16,20 @@ UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 @pytest.fixture
 def world(app, make_user, make_contact, api_client):
+    from crmcore.services.users import create_team, update_user
+
     owner = make_user(email="owner@example.com")
     other = make_user(email="other@example.com")
+    teammate = make_user(email="teammate@example.com")
+    team, other_team = create_team("Owners"), create_team("Others")
+    update_user(teammate.id, team_ids=[team.id])
+    update_user(other.id, team_ids=[other_team.id])  # a team, but not the contact's
     private = make_contact(
         user=owner,
         first_name="Ada",
         last_name=SECRET,
         visibility="private",
+        team_id=team.id,
         emails=[{"address": "secret@hidden.example", "accepts_email": True}],
         phones=[{"number": "+33 6 99 88 77 66", "sms": True}],
         addresses=[
@@ -48,6 +55,7 @@ def world(app, make_user, make_contact, api_client):
         "readable": readable,
         "other_api": api_client(other),
         "owner_api": api_client(owner),
+        "teammate_api": api_client(teammate),
         "note": note,
         "warning": warning,
     }
@@ -111,6 +119,23 @@ def test_every_contact_route_hides_a_private_contact_from_another_user(app, worl
 def test_the_owner_still_reaches_them(app, world):
     response = world["owner_api"].get(f"/api/v1/contacts/{world['private'].id}")
     assert response.status_code == 200 and response.json["last_name"] == SECRET
+
+
+def test_a_member_of_its_team_reaches_them_as_the_owner_does(app, world):
+    owner_web, _csrf = _signed_in(app, "owner@example.com")
+    teammate_web, _csrf = _signed_in(app, "teammate@example.com")
+    checked = 0
+    for rule in _rules(app, with_contact=True):
+        if "GET" not in rule.methods:
+            continue
+        url = _url(rule, world, world["private"].id)
+        api = url.startswith("/api/")
+        owner = (world["owner_api"] if api else owner_web).get(url)
+        teammate = (world["teammate_api"] if api else teammate_web).get(url)
+        assert teammate.status_code == owner.status_code, f"GET {url}"
+        checked += 1
+    assert checked >= 5
+    assert world["teammate_api"].get(f"/api/v1/contacts/{world['private'].id}").status_code == 200
 
 
 def test_lists_searches_and_exports_never_show_it(app, world):

@@ -13,6 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from crmcore.errors import Conflict, CrmError, NotFound, ValidationError
 from crmcore.extensions import db
 from crmcore.models import ApiToken, Team, User, utcnow
+from crmcore.services.access import forget_team_ids
 from crmcore.services.transactions import transaction
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -99,6 +100,8 @@ def update_user(
             user.language = language
         if team_ids is not None:
             user.teams = [get_team(i) for i in team_ids]
+    if team_ids is not None:
+        forget_team_ids()  # team members are responsibles of the team's contacts (services.access)
     return user
 
 
@@ -164,6 +167,7 @@ def list_teams() -> list[Team]:
 def delete_team(team_id: int) -> None:
     with transaction():
         db.session.delete(get_team(team_id))
+    forget_team_ids()
 
 
 # -- API tokens ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
@@ -80,12 +81,13 @@ def input_id(path: str) -> str:
 
 
 def blank_form(kind: str, user: User | None) -> dict[str, Any]:
-    """The form of a new contact: the creator is its responsible, public for reading, prospect."""
+    """The form of a new contact: the creator is its responsible, the configured default visibility
+    (``CRM_DEFAULT_VISIBILITY``), prospect."""
     return {
         "kind": kind if kind in KINDS else "person",
         **{field: "" for field in SCALARS},
         "status": "prospect",
-        "visibility": "public_read",
+        "visibility": current_app.config.get("DEFAULT_VISIBILITY") or "public_read",
         **{flag: False for flag in FLAGS},
         "emails": [],
         "phones": [],
@@ -259,7 +261,7 @@ def data_from_form(
         for field in ORGANIZATION_ONLY:
             data[field] = None
     data["status"] = form["status"] or "prospect"
-    data["visibility"] = form["visibility"] or "public_read"
+    data["visibility"] = form["visibility"] or None  # none chosen: the service's default applies
     data["emails"] = [dict(e) for e in form["emails"]]
     data["phones"] = [dict(p) for p in form["phones"]]
     data["addresses"] = [{k: (v or None) for k, v in a.items()} for a in form["addresses"]]
