@@ -44,6 +44,7 @@ from crmcore.models.base import JSONType, UTCDateTime, utcnow
 from crmcore.services.access import can as can_access
 from crmcore.services.contacts import (
     create_contact,
+    create_contacts,
     ensure_not_blocked,
     get_contact,
     set_status,
@@ -62,7 +63,7 @@ from crmcore.services.messaging import (
     withdraw_consent,
 )
 from crmcore.services.messaging import update_status as update_message_status
-from crmcore.services.notes import add_note
+from crmcore.services.notes import add_note, list_notes
 from crmcore.services.serialize import contact_to_dict
 from crmcore.services.transactions import savepoint, transaction
 
@@ -131,6 +132,7 @@ __all__ = [
     "can_access",
     "contact_to_dict",
     "create_contact",
+    "create_contacts",
     "current_user",
     "db",
     "ensure_not_blocked",
@@ -139,6 +141,7 @@ __all__ = [
     "get_contact_for",
     "get_message",
     "hookimpl",
+    "list_notes",
     "localize",
     "message_template_choices",
     "message_to_dict",

@@ -330,3 +330,19 @@ def test_a_batch_with_a_bad_item_creates_nothing_and_names_it(client):
 def test_a_batch_outside_the_limits_is_refused(client, body):
     response = client.post(f"{API}/batch", json=body)
     assert response.status_code == 422, response.get_json()
+
+
+def test_plugins_create_in_batches_and_read_customer_notes_through_the_facade(app, admin_user):
+    from crmcore import plugin_api
+
+    with app.app_context():
+        first, second = plugin_api.create_contacts(
+            [{"kind": "person", "last_name": "Quote"}, {"kind": "organization", "name": "Quoted SA"}],
+            admin_user,
+            "api",
+        )
+        plugin_api.add_note(first, "Livraison le matin", "customer", admin_user)
+        plugin_api.add_note(first, "Mauvais payeur ?", "internal", admin_user)
+        printed = plugin_api.list_notes(first, admin_user, kind="customer")
+        assert [note.body for note in printed] == ["Livraison le matin"]
+        assert plugin_api.get_contact(second).display_name == "Quoted SA"
