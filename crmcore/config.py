@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "SECURE_COOKIES": False,
     "DEFAULT_COUNTRY": "FR",
     "DEFAULT_LANGUAGE": "fr",
+    # Visibility of a contact created without one (API, form, import, vCard): see services/access.py.
+    "DEFAULT_VISIBILITY": "public_read",
     "PAGE_SIZE": 50,
     # Largest request body read (uploads: imports up to 50 MB, photos up to 10 MB); larger gets 413.
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
@@ -75,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
 
 # Keys whose environment value is a comma-separated list.
 _LIST_KEYS = {"PLUGINS", "DISABLED_BUILTINS", "PUBLIC_MAIL_DOMAINS"}
+# Keys that take one of a few words.
+_CHOICES = {"DEFAULT_VISIBILITY": ("private", "public_read", "public_write")}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -147,4 +151,16 @@ def build(
     config.update(explicit)
     if isinstance(config.get("PLUGINS"), str):
         config["PLUGINS"] = _coerce("PLUGINS", config["PLUGINS"], None)
+    _check_choices(config)
     return config
+
+
+def _check_choices(config: dict[str, Any]) -> None:
+    """Words are checked whatever set them (file, environment, mapping): a typo stops the start."""
+    for key, allowed in _CHOICES.items():
+        value = config.get(key)
+        if isinstance(value, str):
+            value = value.strip().lower()
+        if value not in allowed:
+            raise ConfigError(f"CRM_{key}: expected one of {', '.join(allowed)}, got {config.get(key)!r}")
+        config[key] = value
