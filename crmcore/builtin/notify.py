@@ -9,11 +9,9 @@
 Mails leave only after the transaction commits (a rolled-back change notifies nobody, a savepoint
 rolled back takes its mails with it), and a mail failure is logged, never turned into a failed save.
 
-Creations are seen through their "create" history entries as the service inserts them (acting user,
-source and the snapshot's owner ids are all in those rows), not through ``contact_created``:
-implementing that hook makes :func:`~crmcore.services.contacts.insert_contacts` load every new
-contact with its lists, which halved the creation rate. Only contacts assigned to someone other than
-their creator are read, just before the commit.
+Creations come through ``contact_created`` like any plugin's: an import returns at once (the
+service loads the new contacts with one query per chunk for the hook; their lists are read here only
+for creations outside imports).
 """
 
 from __future__ import annotations
@@ -23,18 +21,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, has_app_context, has_request_context, request
-from sqlalchemy import event, select
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from crmcore.plugin_api import Contact, User, db, hookimpl
 
 log = logging.getLogger("crmcore.notify")
 _PENDING = "crm_pending_notifications"
-#: (transaction, contact id, owner id, acting user id) of creations, resolved into mails before the commit.
-_ASSIGNED = "crm_pending_assignments"
 #: Set on each app where this plugin is enabled: whether assignment notices are on.
 _ENABLED = "crm_notify_assignment"
-_HISTORY_TABLE = "contact_history"
 
 TEXTS = {
     "en": {
@@ -169,44 +164,17 @@ def contact_deleted(contact: Contact, user: User | None, source: str) -> None:
     _queue(contact, user, "deleted", {}, source)
 
 
-def _watch_creations(state: ORMExecuteState) -> None:
-    """Note the owners (other than the creator) of contacts created outside imports, from the "create"
-    history rows ``insert_contacts`` writes: no read, and nothing at all for the usual creation whose
-    only owner is its creator."""
-    if not state.is_insert or getattr(state.statement.table, "name", None) != _HISTORY_TABLE:
+@hookimpl
+def contact_created(contact: Contact, user: User | None, source: str) -> None:
+    if source == "import" or not _assignment_on():
         return
-    rows = state.parameters
-    if not rows or not _assignment_on():
-        return
-    found = [
-        (row["contact_id"], owner, row.get("user_id"))
-        for row in ([rows] if isinstance(rows, dict) else rows)
-        if row.get("action") == "create"
-        and row.get("source") != "import"
-        and isinstance(row.get("new"), dict)
-        for owner in row["new"].get("owners") or ()
-        if owner != row.get("user_id")
-    ]
-    if found:
-        session = state.session
+    acting = user.id if user else None
+    assigned = [owner for owner in contact.owners if owner.id != acting and owner.active]
+    if assigned:
+        session = db.session()
         transaction = _current_transaction(session)
-        session.info.setdefault(_ASSIGNED, []).extend((transaction, *item) for item in found)
-
-
-def _resolve_assignments(session: Session) -> None:
-    """Before the commit: turn the creations' assignments into mails (two reads, only when there are some)."""
-    assigned = session.info.pop(_ASSIGNED, None)
-    if not assigned:
-        return
-    contact_ids = {item[1] for item in assigned}
-    user_ids = {item[2] for item in assigned} | {item[3] for item in assigned if item[3] is not None}
-    contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))}
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
-    for transaction, contact_id, owner_id, user_id in assigned:
-        contact, owner = contacts.get(contact_id), users.get(owner_id)
-        if contact is None or contact.deleted_at is not None or owner is None or not owner.active:
-            continue
-        _queue_assignment(session, transaction, contact, owner, users.get(user_id) if user_id else None)
+        for owner in assigned:
+            _queue_assignment(session, transaction, contact, owner, user)
 
 
 def _send_pending(session: Session) -> None:
@@ -232,10 +200,9 @@ def _within(transaction: Any, ended: Any) -> bool:
 
 def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
     """A transaction or savepoint was rolled back: drop the mails its changes queued."""
-    for key in (_PENDING, _ASSIGNED):
-        pending = session.info.get(key)
-        if pending:
-            pending[:] = [item for item in pending if not _within(item[0], previous_transaction)]
+    pending = session.info.get(_PENDING)
+    if pending:
+        pending[:] = [item for item in pending if not _within(item[0], previous_transaction)]
 
 
 @hookimpl
@@ -245,6 +212,3 @@ def crm_app_ready(app: Any) -> None:
     if not event.contains(Session, "after_commit", _send_pending):
         event.listen(Session, "after_commit", _send_pending)
         event.listen(Session, "after_soft_rollback", _forget_rolled_back)
-    if not event.contains(Session, "do_orm_execute", _watch_creations):
-        event.listen(Session, "do_orm_execute", _watch_creations)
-        event.listen(Session, "before_commit", _resolve_assignments)
