@@ -140,8 +140,10 @@ def demo_command() -> None:
     if login:
         click.echo(f"demo login: {login[0]} / password: {login[1]}")
     else:
-        click.echo("users already exist; the demo login was printed when it was created. To set a new password:\n"
-                   "  echo 'new-password' | crm users password --email admin@example.com")
+        click.echo(
+            "users already exist; the demo login was printed when it was created. To set a new password:\n"
+            "  echo 'new-password' | crm users password --email admin@example.com"
+        )
 
 
 # -- users and tokens -----------------------------------------------------------------------------
@@ -301,13 +303,71 @@ def messages_requeue(min_age: int) -> None:
 # -- duplicates and merge ---------------------------------------------------------------------------
 
 
-@main.command("duplicates", help="List pairs of contacts that look like the same person or organization.")
+@main.command(
+    "duplicates",
+    help="List pairs of contacts that look like the same person or organization (pairs marked "
+    "'not a duplicate' left out); mark a pair with --dismiss A B, unmark it with --undismiss A B.",
+)
 @click.option("--json", "as_json", is_flag=True, help='[{"a": id, "b": id, "score": s, "reasons": [...]}]')
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Minimum score.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many pairs.")
+@click.option(
+    "--dismiss",
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="Mark contacts A and B (ids or numbers) not a duplicate.",
+)
+@click.option(
+    "--undismiss", nargs=2, default=None, metavar="A B", help="Remove the 'not a duplicate' marker."
+)
+@click.option("--dismissed", "list_dismissed", is_flag=True, help="List the pairs marked 'not a duplicate'.")
 @with_appcontext
-def duplicates_command(as_json: bool, threshold: float | None, limit: int | None) -> None:
+def duplicates_command(
+    as_json: bool,
+    threshold: float | None,
+    limit: int | None,
+    dismiss: tuple[str, str] | None,
+    undismiss: tuple[str, str] | None,
+    list_dismissed: bool,
+) -> None:
+    from crmcore.errors import CrmError, ValidationError
+    from crmcore.services import duplicates as svc
     from crmcore.services.duplicates import find_duplicates
+
+    if sum(1 for chosen in (dismiss, undismiss, list_dismissed) if chosen) > 1:
+        raise click.UsageError("choose one of --dismiss, --undismiss and --dismissed")
+    try:
+        if dismiss:
+            row, created = svc.dismiss_pair(_contact_ref(dismiss[0]), _contact_ref(dismiss[1]), None)
+            if as_json:
+                click.echo(json.dumps(svc.dismissal_to_dict(row)))
+            else:
+                done = "marked" if created else "already marked"
+                click.echo(f"contacts {row.contact_a_id} and {row.contact_b_id} {done} 'not a duplicate'")
+            return
+        if undismiss:
+            a, b = _contact_ref(undismiss[0]), _contact_ref(undismiss[1])
+            svc.undismiss(a, b, None)
+            click.echo(f"contacts {a} and {b} may be proposed as duplicates again")
+            return
+    except ValidationError as exc:
+        details = "; ".join(f"{field}: {', '.join(why)}" for field, why in exc.errors.items())
+        raise click.ClickException(f"{exc.message}: {details}") from None
+    except CrmError as exc:
+        field = exc.details.get("field")
+        raise click.ClickException(f"{field}: {exc.message}" if field else exc.message) from None
+    if list_dismissed:
+        rows = svc.list_dismissed(None, limit)
+        if as_json:
+            click.echo(json.dumps([svc.dismissal_to_dict(row) for row in rows]))
+            return
+        for row in rows:
+            click.echo(
+                f"{row.contact_a_id:>8} {row.contact_b_id:>8}  {row.created_at.isoformat(timespec='seconds')}"
+            )
+        click.echo(f"{len(rows)} pair(s) marked 'not a duplicate'", err=True)
+        return
 
     pairs = find_duplicates(None, threshold, limit)
     if as_json:

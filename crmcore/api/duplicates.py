@@ -1,4 +1,4 @@
-"""``/api/v1/duplicates`` (detection) and ``/api/v1/contacts/merge``, ``/api/v1/merges`` (merge and undo)."""
+"""``/api/v1/duplicates`` (detection, "not a duplicate" markers) and ``/api/v1/contacts/merge``, ``/api/v1/merges`` (merge and undo)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, validate
 from marshmallow import fields as ma
 
-from crmcore.api.schemas import ContactSchema, StrictSchema
+from crmcore.api.schemas import ContactSchema, QueryId, StrictSchema
 from crmcore.auth import request_user
 from crmcore.services import duplicates, merge
 from crmcore.services.contacts import get_contact
@@ -67,14 +67,19 @@ class CheckArgs(Schema):
     postal_code = ma.String(validate=validate.Length(max=20))
     city = ma.String(validate=validate.Length(max=120))
     country = ma.String(validate=validate.Length(max=2))
-    organization_id = _id()
-    exclude_id = _id(metadata={"description": "The contact being edited: left out of the answer"})
+    organization_id = QueryId()
+    exclude_id = QueryId(
+        metadata={
+            "description": "The contact being edited: left out of the answer, with the contacts marked "
+            '"not a duplicate" of it'
+        }
+    )
     threshold = ma.Float(validate=validate.Range(min=0, max=1))
     limit = ma.Integer(validate=validate.Range(min=1, max=100))
 
 
 class CheckQueryArgs(Schema):
-    exclude_id = _id()
+    exclude_id = QueryId()
     threshold = ma.Float(validate=validate.Range(min=0, max=1))
     limit = ma.Integer(validate=validate.Range(min=1, max=100))
 
@@ -83,6 +88,23 @@ class CandidateSchema(Schema):
     score = ma.Float()
     reasons = ma.List(ma.String())
     contact = ma.Nested(ContactSchema)
+
+
+class DismissSchema(StrictSchema):
+    a = _id(required=True, metadata={"description": "One contact of the pair (any order)"})
+    b = _id(required=True, metadata={"description": "The other contact"})
+
+
+class DismissalSchema(Schema):
+    a = ma.Integer(metadata={"description": "The lower contact id of the pair"})
+    b = ma.Integer(metadata={"description": "The higher contact id"})
+    user_id = ma.Integer(allow_none=True, metadata={"description": "Who marked it (null: the system)"})
+    created_at = ma.String()
+
+
+class DismissedArgs(Schema):
+    limit = ma.Integer(validate=validate.Range(min=1, max=10000), load_default=100)
+    offset = ma.Integer(validate=validate.Range(min=0, max=MAX_INT), load_default=0)
 
 
 class MergeRequestSchema(StrictSchema):
@@ -155,6 +177,36 @@ class Check(MethodView):
         """The same with a draft contact in the API's JSON shape as the body (``?exclude_id=`` when editing)."""
         found = duplicates.check_duplicates(draft, request_user(), **args)
         return _candidates(found)
+
+
+@blp.route("/dismissed")
+class Dismissed(MethodView):
+    @blp.arguments(DismissedArgs, location="query")
+    @blp.response(200, DismissalSchema(many=True))
+    def get(self, args: dict[str, Any]) -> Any:
+        """Pairs marked "not a duplicate" (both contacts readable by the caller), newest first.
+
+        A pair whose contact was deleted or merged away is not listed (it cannot be proposed anyway).
+        """
+        rows = duplicates.list_dismissed(request_user(), args["limit"], args["offset"])
+        return [duplicates.dismissal_to_dict(row) for row in rows]
+
+    @blp.arguments(DismissSchema)
+    @blp.response(201, DismissalSchema)
+    @blp.alt_response(200, schema=DismissalSchema, description="The pair was already marked")
+    def post(self, data: dict[str, Any]) -> Any:
+        """Mark contacts ``a`` and ``b`` "not a duplicate": the scan, ``crm duplicates`` and the check
+        while typing never propose the pair again. 404 naming the field when the caller may not read one."""
+        row, created = duplicates.dismiss_pair(data["a"], data["b"], request_user())
+        return duplicates.dismissal_to_dict(row), 201 if created else 200
+
+
+@blp.route("/dismissed/<id:a>/<id:b>", methods=["DELETE"])
+@blp.response(204)
+def undismiss(a: int, b: int) -> Any:
+    """Remove the "not a duplicate" marker of the pair (either order): it may be proposed again."""
+    duplicates.undismiss(a, b, request_user())
+    return None
 
 
 @merges_blp.route("/contacts/merge", methods=["POST"])

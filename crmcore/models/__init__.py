@@ -13,6 +13,7 @@ from crmcore.models.contacts import (
     contact_owners,
     contact_tags,
 )
+from crmcore.models.duplicates import DuplicateDismissal
 from crmcore.models.imports import ImportBatch, ImportBatchItem
 from crmcore.models.merges import Merge
 from crmcore.models.messages import Message, MessageTemplate
@@ -29,6 +30,7 @@ __all__ = [
     "ContactPhoto",
     "ContactWarning",
     "CustomFieldDefinition",
+    "DuplicateDismissal",
     "HistoryEntry",
     "ImportBatch",
     "ImportBatchItem",

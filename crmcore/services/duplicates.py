@@ -32,7 +32,7 @@ import datetime as dt
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -40,14 +40,25 @@ from typing import Any
 from flask import current_app
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
-from sqlalchemy import intersect, or_, select
+from sqlalchemy import delete, func, intersect, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from crmcore.config import ConfigError
+from crmcore.errors import NotFound, ValidationError
 from crmcore.extensions import db
-from crmcore.models import Contact, ContactAddress, ContactEmail, ContactPhone, SearchToken, User
+from crmcore.models import (
+    Contact,
+    ContactAddress,
+    ContactEmail,
+    ContactPhone,
+    DuplicateDismissal,
+    SearchToken,
+    User,
+)
 from crmcore.services import access
 from crmcore.services.phones import InvalidPhone, to_e164
 from crmcore.services.text import fold
+from crmcore.services.transactions import savepoint, transaction
 
 # -- settings --------------------------------------------------------------------------------------
 
@@ -697,9 +708,15 @@ class DuplicatePair:
 
 
 def find_pairs(
-    profiles: Sequence[Profile], settings: DuplicateSettings, threshold: float | None = None
+    profiles: Sequence[Profile],
+    settings: DuplicateSettings,
+    threshold: float | None = None,
+    dismissed: Collection[tuple[int, int]] = (),
 ) -> list[DuplicatePair]:
-    """Every pair of ``profiles`` (which must have ids) scoring at least ``threshold``, best first."""
+    """Every pair of ``profiles`` (which must have ids) scoring at least ``threshold``, best first.
+
+    ``dismissed`` holds pairs ``(lower id, higher id)`` marked "not a duplicate": never returned.
+    """
     threshold = settings.threshold if threshold is None else threshold
     # Most candidate pairs are dropped: compare their evidence with the threshold's, write no reasons.
     floor = _threshold_bits(threshold) - 0.01
@@ -708,10 +725,14 @@ def find_pairs(
         a, b = profiles[i], profiles[j]
         if a.kind != b.kind or _evidence(a, b, None) < floor:
             continue
+        assert a.id is not None and b.id is not None
+        key = (a.id, b.id) if a.id < b.id else (b.id, a.id)
+        if dismissed and key in dismissed:
+            continue
         match = compare(a, b)
-        assert match is not None and a.id is not None and b.id is not None
+        assert match is not None
         if match.score >= threshold:
-            found.append(DuplicatePair(min(a.id, b.id), max(a.id, b.id), match.score, match.reasons))
+            found.append(DuplicatePair(key[0], key[1], match.score, match.reasons))
     found.sort(key=lambda p: (-p.score, p.a, p.b))
     return found
 
@@ -792,14 +813,20 @@ def load_profiles(user: User | None = None, ids: Iterable[int] | None = None) ->
 
 
 def find_duplicates(
-    user: User | None = None, threshold: float | None = None, limit: int | None = None
+    user: User | None = None,
+    threshold: float | None = None,
+    limit: int | None = None,
+    exclude_dismissed: bool = True,
 ) -> list[DuplicatePair]:
     """Pairs of contacts ``user`` may read that look like the same person or organization, best first.
 
-    What the "Check duplicates" page, ``crm duplicates`` and ``GET /api/v1/duplicates`` show.
+    What the "Check duplicates" page, ``crm duplicates`` and ``GET /api/v1/duplicates`` show. Pairs
+    marked "not a duplicate" (:func:`dismiss_pair`) are left out, unless ``exclude_dismissed`` is false
+    (the page keeps such a scan and leaves them out at each display, see :func:`without_dismissed`).
     """
     settings = settings_from_config()
-    pairs = find_pairs(load_profiles(user), settings, threshold)
+    dismissed = dismissed_pairs() if exclude_dismissed else frozenset()
+    pairs = find_pairs(load_profiles(user), settings, threshold, dismissed)
     return pairs[:limit] if limit else pairs
 
 
@@ -886,7 +913,8 @@ def check_duplicates(
     """Stored contacts that may be the one described by ``data`` (a draft in the API shape), best first.
 
     The creation form calls this to say "there is already a contact with this name". Only
-    contacts ``user`` may read are returned; ``exclude_id`` leaves out the contact being edited.
+    contacts ``user`` may read are returned; ``exclude_id`` leaves out the contact being edited, and
+    the contacts marked "not a duplicate" of it.
     """
     from crmcore.services.contacts import EAGER
 
@@ -898,6 +926,8 @@ def check_duplicates(
         return []
     typed = _items(data.get("emails"), "address") + _items(data.get("email"), "")
     ids = _candidate_ids(draft, [str(e) for e in typed], exclude_id)
+    if exclude_id is not None and ids:
+        ids -= dismissed_partners(exclude_id)  # the contact being edited "is not" these
     scored = []
     for profile in load_profiles(user, ids):
         match = compare(draft, profile, threshold)
@@ -924,3 +954,154 @@ def contacts_of(pairs: Iterable[DuplicatePair]) -> dict[int, Contact]:
     if not ids:
         return {}
     return {c.id: c for c in db.session.scalars(select(Contact).where(Contact.id.in_(ids)).options(*EAGER))}
+
+
+# -- "not a duplicate" -------------------------------------------------------------------------------
+#
+# A user may say that a listed pair is two different contacts: the pair is stored once, as (lower id,
+# higher id), and the scan, the API, the CLI and the check while typing never propose it again, until
+# someone removes the marker. Markers are shared by every user (a pair is a fact about the contacts).
+# A merge leaves them alone: a contact merged away is soft-deleted, so its markers stop mattering (and
+# are not listed); undoing the merge brings the contact back with its markers as they were. A contact
+# deleted for good takes its markers with it (foreign keys, ON DELETE CASCADE).
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
+
+
+def _pair_contacts(a: Any, b: Any, user: User | None, include_deleted: bool) -> tuple[Contact, Contact]:
+    """The two contacts of a pair, each readable by ``user``: 422 for a malformed pair, 404 otherwise."""
+    from crmcore.services.contacts import get_contact
+
+    errors: dict[str, list[str]] = {}
+    for name, value in (("a", a), ("b", b)):
+        if not _is_id(value):
+            errors[name] = ["must be a contact id"]
+    if not errors and a == b:
+        errors["b"] = ["is the same contact as a: a pair needs two contacts"]
+    if errors:
+        raise ValidationError(errors)
+    contacts = []
+    for name, value in (("a", a), ("b", b)):
+        try:
+            contacts.append(get_contact(value, user, "read", include_deleted=include_deleted))
+        except NotFound:
+            raise NotFound(f"contact {value} not found", field=name) from None
+    return contacts[0], contacts[1]
+
+
+def _key(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+def dismiss_pair(a: Any, b: Any, user: User | None = None) -> tuple[DuplicateDismissal, bool]:
+    """Mark contacts ``a`` and ``b`` "not a duplicate"; returns the marker and whether it is new.
+
+    ``user`` must be able to read both (NotFound otherwise, naming ``a`` or ``b``). Marking a pair
+    twice keeps the first marker (its author and date).
+    """
+    with transaction():
+        first, second = _pair_contacts(a, b, user, include_deleted=False)
+        key = _key(first.id, second.id)
+        existing = db.session.get(DuplicateDismissal, key)
+        if existing is not None:
+            return existing, False
+        row = DuplicateDismissal(contact_a_id=key[0], contact_b_id=key[1], user_id=user.id if user else None)
+        try:
+            with savepoint():
+                db.session.add(row)
+                db.session.flush()
+        except IntegrityError:  # marked by someone else meanwhile: theirs stands
+            existing = db.session.get(DuplicateDismissal, key, populate_existing=True)
+            if existing is None:
+                raise
+            return existing, False
+    return row, True
+
+
+def undismiss(a: Any, b: Any, user: User | None = None) -> None:
+    """Remove the "not a duplicate" marker of ``a`` and ``b``: the pair may be proposed again.
+
+    NotFound when ``user`` may not read one of them, or when the pair carries no marker.
+    """
+    with transaction():
+        first, second = _pair_contacts(a, b, user, include_deleted=True)
+        key = _key(first.id, second.id)
+        removed = db.session.execute(
+            delete(DuplicateDismissal).where(
+                DuplicateDismissal.contact_a_id == key[0], DuplicateDismissal.contact_b_id == key[1]
+            )
+        )
+        if not removed.rowcount:
+            raise NotFound(f"contacts {key[0]} and {key[1]} are not marked as not duplicates")
+
+
+def _listed(user: User | None) -> Any:
+    """Markers whose two contacts exist, are not deleted (or merged away) and are readable by ``user``."""
+    shown = select(Contact.id).where(Contact.deleted_at.is_(None), access.visible_filter(user))
+    return (
+        DuplicateDismissal.contact_a_id.in_(shown),
+        DuplicateDismissal.contact_b_id.in_(shown),
+    )
+
+
+def list_dismissed(
+    user: User | None = None, limit: int | None = None, offset: int = 0
+) -> list[DuplicateDismissal]:
+    """The pairs marked "not a duplicate" that ``user`` may read both contacts of, newest first."""
+    query = (
+        select(DuplicateDismissal)
+        .where(*_listed(user))
+        .order_by(
+            DuplicateDismissal.created_at.desc(),
+            DuplicateDismissal.contact_a_id,
+            DuplicateDismissal.contact_b_id,
+        )
+        .offset(offset)
+    )
+    if limit:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))
+
+
+def count_dismissed(user: User | None = None) -> int:
+    return db.session.scalar(select(func.count()).select_from(DuplicateDismissal).where(*_listed(user))) or 0
+
+
+def dismissed_pairs() -> frozenset[tuple[int, int]]:
+    """Every marked pair ``(lower id, higher id)``: one query, what the scan leaves out."""
+    rows = db.session.execute(select(DuplicateDismissal.contact_a_id, DuplicateDismissal.contact_b_id))
+    return frozenset((a, b) for a, b in rows)
+
+
+def dismissed_partners(contact_id: int) -> set[int]:
+    """The contacts marked "not a duplicate" of ``contact_id`` (two indexed queries)."""
+    partners = set(
+        db.session.scalars(
+            select(DuplicateDismissal.contact_b_id).where(DuplicateDismissal.contact_a_id == contact_id)
+        )
+    )
+    partners.update(
+        db.session.scalars(
+            select(DuplicateDismissal.contact_a_id).where(DuplicateDismissal.contact_b_id == contact_id)
+        )
+    )
+    return partners
+
+
+def without_dismissed(
+    pairs: Iterable[DuplicatePair], dismissed: Collection[tuple[int, int]] | None = None
+) -> list[DuplicatePair]:
+    """``pairs`` less those marked "not a duplicate" (read now, with one query, unless given)."""
+    dismissed = dismissed_pairs() if dismissed is None else dismissed
+    return [p for p in pairs if (p.a, p.b) not in dismissed] if dismissed else list(pairs)
+
+
+def dismissal_to_dict(row: DuplicateDismissal) -> dict[str, Any]:
+    return {
+        "a": row.contact_a_id,
+        "b": row.contact_b_id,
+        "user_id": row.user_id,
+        "created_at": row.created_at.isoformat(),
+    }

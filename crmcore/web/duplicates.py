@@ -232,7 +232,8 @@ def _scan(user: User | None, threshold: float) -> list[dup.DuplicatePair]:
 
     Every service that writes a contact (an email, an owner, a deletion, a merge...) moves its
     ``updated_at``; a creation or a purge changes the count or the highest id. One indexed query tells
-    whether a kept scan still holds, so paging through the pairs does not scan the base again.
+    whether a kept scan still holds, so paging through the pairs does not scan the base again. The
+    pairs marked "not a duplicate" are in it: :func:`index` leaves them out at each display.
     """
     state = tuple(
         db.session.execute(select(func.count(), func.max(Contact.id), func.max(Contact.updated_at))).one()
@@ -247,7 +248,8 @@ def _scan(user: User | None, threshold: float) -> list[dup.DuplicatePair]:
         if kept is not None and now - kept[0] < SCAN_CACHE_SECONDS:
             cache.move_to_end(key)
             return kept[1]
-    pairs = dup.find_duplicates(user, threshold)
+    # Kept with the pairs marked "not a duplicate": marking or unmarking one never needs a new scan.
+    pairs = dup.find_duplicates(user, threshold, exclude_dismissed=False)
     with _SCAN_LOCK:
         cache[key] = (now, pairs)
         cache.move_to_end(key)
@@ -261,7 +263,7 @@ def index() -> Any:
     user = request_user()
     settings = dup.settings_from_config()
     threshold = _threshold_arg() or settings.threshold
-    pairs = _scan(user, threshold)
+    pairs = dup.without_dismissed(_scan(user, threshold))
     total = len(pairs)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(_page_arg(), pages)
@@ -302,11 +304,114 @@ def index() -> Any:
         first=start + 1,
         last=start + len(shown),
         threshold=threshold,
+        threshold_arg=_threshold_arg(),
         default_threshold=settings.threshold,
         thresholds=[(t, format_percent(t)) for t in choices],
         organizations=organizations,
         page_url=page_url,
+        dismissed=_dismissed_rows(user),
+        dismissed_total=dup.count_dismissed(user),
     )
+
+
+# -- "not a duplicate" ---------------------------------------------------------------------------------
+
+#: Pairs marked "not a duplicate" listed under the duplicates (the newest), each with its undo button.
+DISMISSED_SHOWN = 20
+
+
+def _dismissed_rows(user: User | None) -> list[dict[str, Any]]:
+    markers = dup.list_dismissed(user, DISMISSED_SHOWN)
+    if not markers:
+        return []
+    ids = {i for m in markers for i in (m.contact_a_id, m.contact_b_id)}
+    contacts = {c.id: c for c in db.session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+    user_ids = {m.user_id for m in markers if m.user_id}
+    users = (
+        {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    )
+    rows = []
+    for marker in markers:
+        a, b = contacts.get(marker.contact_a_id), contacts.get(marker.contact_b_id)
+        if a is None or b is None:
+            continue
+        who = users.get(marker.user_id) if marker.user_id else None
+        rows.append({"marker": marker, "contacts": (a, b), "who": who.display_name if who else None})
+    return rows
+
+
+def _pair_form() -> tuple[int, int] | None:
+    """The two contact ids posted (``a``, ``b``); None, and an error shown, when they are not two ids."""
+    ids = []
+    for name in ("a", "b"):
+        raw = request.form.get(name, "").strip()
+        if not (raw.isdigit() and 0 < len(raw) < 11 and 0 < int(raw) < 2**31):
+            flash(_("Choose two contacts."), "error")
+            return None
+        ids.append(int(raw))
+    if ids[0] == ids[1]:
+        flash(_("Choose two different contacts."), "error")
+        return None
+    return ids[0], ids[1]
+
+
+def _back() -> Any:
+    """The duplicate page the form was posted from (same minimum likeness and page)."""
+    params: dict[str, Any] = {}
+    threshold = request.form.get("threshold", "").strip()
+    try:
+        if 0.3 <= float(threshold) <= 1.0:
+            params["threshold"] = threshold
+    except ValueError:
+        pass
+    page = request.form.get("page", "")
+    if page.isdigit() and 0 < len(page) < 7 and int(page) > 1:
+        params["page"] = page
+    return redirect(url_for(".index") + ("?" + urlencode(params) if params else ""))
+
+
+@bp.route("/contacts/duplicates/dismiss", methods=["POST"])
+def dismiss() -> Any:
+    """Mark the posted pair "not a duplicate": never proposed again (a 404 page for a hidden contact)."""
+    pair = _pair_form()
+    if pair is None:
+        return _back()
+    try:
+        marker, _created = dup.dismiss_pair(pair[0], pair[1], request_user())
+    except ValidationError as exc:
+        flash("; ".join(translate(m) for messages in exc.errors.values() for m in messages), "error")
+        return _back()
+    a = get_contact(marker.contact_a_id, request_user())
+    b = get_contact(marker.contact_b_id, request_user())
+    flash(
+        _(
+            "%(a)s and %(b)s are marked as not duplicates: this pair will not be proposed again.",
+            a=f"{a.display_name} ({a.number})",
+            b=f"{b.display_name} ({b.number})",
+        ),
+        "success",
+    )
+    return _back()
+
+
+@bp.route("/contacts/duplicates/undismiss", methods=["POST"])
+def undismiss() -> Any:
+    """Undo "not a duplicate": the pair may be proposed again."""
+    pair = _pair_form()
+    if pair is None:
+        return _back()
+    try:
+        dup.undismiss(pair[0], pair[1], request_user())
+    except ValidationError as exc:
+        flash("; ".join(translate(m) for messages in exc.errors.values() for m in messages), "error")
+        return _back()
+    except NotFound as exc:
+        if exc.details.get("field"):  # a contact the user may not read: the usual 404 page
+            raise
+        flash(_("This pair was not marked as not duplicates (any more)."), "error")
+        return _back()
+    flash(_("The pair may be proposed as duplicates again."), "success")
+    return _back()
 
 
 # -- the merge screen --------------------------------------------------------------------------------
