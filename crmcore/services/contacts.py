@@ -652,6 +652,16 @@ def create_contacts(
     if not 1 <= len(items) <= MAX_BATCH:
         raise ValidationError({"items": [f"send between 1 and {MAX_BATCH} contacts"]})
     cache = ValidationCache(fields)
+    linked = {
+        value
+        for data in items
+        for value in (data.get("organization_id"), data.get("reports_to_id"))
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
+    if linked:  # the organizations and managers the items link to, read at once
+        cache.contacts.update(
+            (c.id, c) for c in db.session.scalars(select(Contact).where(Contact.id.in_(linked)))
+        )
     cleans, errors = [], {}
     for index, data in enumerate(items):
         try:
@@ -763,9 +773,10 @@ def insert_contacts(
             db.session.execute(insert(SearchToken.__table__), token_rows)
         hook = plugin_host().hook.contact_created
         if fire_events and hook.get_hookimpls():
-            # One query for the contacts; their lists load only if a plugin reads them (most read
-            # a field or two: loading every list of an import chunk would double its cost).
-            loaded = {c.id: c for c in db.session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+            # One query for the contacts (loading every list of an import chunk would double its cost).
+            # Owners come with them (one query for all: notices read them); other lists load if read.
+            found = select(Contact).where(Contact.id.in_(ids)).options(selectinload(Contact.owners))
+            loaded = {c.id: c for c in db.session.scalars(found)}
             try:
                 for contact_id in ids:
                     hook(contact=loaded[contact_id], user=user, source=source)
