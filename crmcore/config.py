@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     # Visibility of a contact created without one (API, form, import, vCard): see services/access.py.
     "DEFAULT_VISIBILITY": "public_read",
     "PAGE_SIZE": 50,
+    # SQLite page cache per connection, in MB: indexes of a large base stay in memory while writing.
+    "SQLITE_CACHE_MB": 64,
     # Largest request body read (uploads: imports up to 50 MB, photos up to 10 MB); larger gets 413.
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "MAX_PAGE_SIZE": 500,
