@@ -92,7 +92,8 @@ def test_the_creation_entry_holds_the_stored_state(app, client, admin_user, make
         tokens = set(
             db.session.scalars(select(SearchToken.token).where(SearchToken.contact_id == created["id"]))
         )
-        assert tokens == {"elodie", "durand", "acme"}  # names only: emails and phones are searched in place
+        # Its own names only: emails and phones are searched in place, members through their organization.
+        assert tokens == {"elodie", "durand"}
 
 
 def test_a_refused_creation_writes_nothing(app, client):
@@ -280,8 +281,6 @@ def test_the_search_migration_fills_national_digits_and_keeps_name_tokens(tmp_pa
             assert [tuple(row) for row in tokens] == [
                 (1, "acme"),
                 (1, "batiment"),
-                (2, "acme"),
-                (2, "batiment"),
                 (2, "dupont"),
                 (2, "dupont-roy"),
                 (2, "jo"),
@@ -346,3 +345,20 @@ def test_plugins_create_in_batches_and_read_customer_notes_through_the_facade(ap
         printed = plugin_api.list_notes(first, admin_user, kind="customer")
         assert [note.body for note in printed] == ["Livraison le matin"]
         assert plugin_api.get_contact(second).display_name == "Quoted SA"
+
+
+def test_members_are_found_by_their_organization_s_current_name(app, client):
+    org = client.post(API, json={"kind": "organization", "name": "Boulangerie Martin"}).get_json()
+    member = client.post(API, json={"last_name": "Petit", "organization_id": org["id"]}).get_json()
+    assert ids(client, "boulangerie") == {org["id"], member["id"]}
+    client.patch(f"{API}/{org['id']}", json={"name": "Pains Dorés"})
+    assert ids(client, "dores") == {org["id"], member["id"]}
+    assert ids(client, "boulangerie") == set()
+    assert ids(client, "petit pains") == {member["id"]}
+    with app.app_context():
+        tokens = set(
+            db.session.scalars(select(SearchToken.token).where(SearchToken.contact_id == member["id"]))
+        )
+        assert tokens == {"petit"}  # nothing of the organization's name was written for the member
+    client.patch(f"{API}/{member['id']}", json={"organization_id": None})
+    assert ids(client, "dores") == {org["id"]}

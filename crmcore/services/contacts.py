@@ -727,16 +727,6 @@ def insert_contacts(
             )
             ids = [id_of[number] for number in numbers]
         tag_ids = resolve_tag_ids([name for clean in cleans for name in clean["tags"]], tag_cache)
-        organization_ids = {clean["organization_id"] for clean in cleans if clean["organization_id"]}
-        organizations = (
-            dict(
-                db.session.execute(
-                    select(Contact.id, Contact.name).where(Contact.id.in_(organization_ids))
-                ).all()
-            )
-            if organization_ids
-            else {}
-        )
         tables = {"emails": ContactEmail, "phones": ContactPhone, "addresses": ContactAddress}
         children: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
         tag_rows, owner_rows, history_rows, token_rows = [], [], [], []
@@ -755,12 +745,7 @@ def insert_contacts(
             consents = history.consent_changes({}, snapshot)
             if consents:
                 history_rows.extend(history.entry_rows(ref, "consent", user, source, consents))
-            tokens = search_index.name_tokens(
-                clean["first_name"],
-                clean["last_name"],
-                clean["name"],
-                organizations.get(clean["organization_id"]),
-            )
+            tokens = search_index.name_tokens(clean["first_name"], clean["last_name"], clean["name"])
             token_rows.extend({"token": token, "contact_id": contact_id} for token in tokens)
         for name, model in tables.items():
             if children[name]:
@@ -833,7 +818,6 @@ def update_contact(
         check_version(contact, if_match, header=True)
         check_version(contact, expected_version if expected_version is not None else data.get("version"))
         before = audited_state(contact)
-        old_name = contact.name
         state = _state_from_input(data, {k: v for k, v in before.items() if k != "custom"})
         clean = _validate(state, contact, user, fields, cache)
         with db.session.no_autoflush:
@@ -852,17 +836,9 @@ def update_contact(
         consents = history.consent_changes(before, after)
         if consents:
             history.record(contact, "consent", user, source, consents)
-        _reindex_with_members(contact, old_name)
+        search_index.reindex([contact])
         plugin_host().hook.contact_updated(contact=contact, changes=changes, user=user, source=source)
     return contact
-
-
-def _reindex_with_members(contact: Contact, old_name: str | None) -> None:
-    reindexed = [contact]
-    if contact.kind == "organization" and contact.name != old_name:
-        # Members are found by their organization's name too.
-        reindexed.extend(db.session.scalars(select(Contact).where(Contact.organization_id == contact.id)))
-    search_index.reindex(reindexed)
 
 
 def delete_contact(contact_id: int, user: User | None = None, source: str = "api") -> Contact:

@@ -57,7 +57,7 @@ from crmcore.models import (
     User,
     utcnow,
 )
-from crmcore.services import access, history, search_index
+from crmcore.services import access, history
 from crmcore.services.contacts import get_contact, update_contact
 from crmcore.services.fields import all_fields
 from crmcore.services.phones import InvalidPhone, to_e164
@@ -494,7 +494,6 @@ def merge_contacts(
                 "merge",
                 {"reports_to_id": (int(moved["reports"][str(contact.id)]), original.id)},
             )
-        search_index.reindex(members)
         db.session.flush()
         db.session.expire_all()
         plugin_host().hook.contact_merged(survivor=original, merged=merged, merge_id=record.id, user=user)
@@ -771,7 +770,6 @@ def undo_merge(merge_id: int, user: User | None = None, source: str = "api") -> 
             )
         for contact, attribute, previous in members:
             history.record(contact, "update", user, "merge", {attribute: (original.id, previous)})
-        search_index.reindex([c for c, attribute, _ in members if attribute == "organization_id"])
         # Rows were moved by bulk UPDATEs: let the plugins see them where they now are.
         db.session.flush()
         db.session.expire_all()

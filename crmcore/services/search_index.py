@@ -1,11 +1,12 @@
 """Contact search: what a query's words mean, and the name tokens behind "starts with" on names.
 
-A word of a query matches a contact when it starts one of its name words (its own names and its
-organization's, folded), one of its email addresses or email domains, one of its phone numbers (as
+A word of a query matches a contact when it starts one of its name words (folded), a name word of
+its organization, one of its email addresses or email domains, one of its phone numbers (as
 international digits, national digits, or national digits after a trunk prefix such as the French
-"0"), or when it is the contact's number. Only name words need rows of their own (search tokens);
-emails and phones are matched on their own indexed columns, so creating a contact writes a couple of
-token rows rather than a dozen.
+"0"), or when it is the contact's number. Only a contact's own name words need rows of their own
+(search tokens): emails and phones are matched on their own indexed columns and members through their
+organization's tokens, so creating a contact writes a couple of token rows rather than a dozen, and
+renaming or merging an organization rewrites none of its members'.
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ MAX_TOKEN = 254
 _NUMBER = re.compile(r"^(?:c-?)?0*(\d{1,12})$")
 
 
-def name_tokens(
-    first_name: str | None, last_name: str | None, name: str | None, organization_name: str | None
-) -> set[str]:
+def name_tokens(first_name: str | None, last_name: str | None, name: str | None) -> set[str]:
     """The folded name words a contact is found by."""
     tokens: set[str] = set()
-    for text in (first_name, last_name, name, organization_name):
+    for text in (first_name, last_name, name):
         for word in words(text):
             tokens.add(word[:MAX_TOKEN])
             if "-" in word:  # "Müller-Durand" is found by "durand" too
@@ -40,9 +39,9 @@ def name_tokens(
     return tokens
 
 
-def token_rows(contact: Any, organization_name: str | None = None) -> list[dict[str, object]]:
+def token_rows(contact: Any) -> list[dict[str, object]]:
     """The search token rows of a contact (``contact`` needs ``id`` and its three name fields)."""
-    tokens = name_tokens(contact.first_name, contact.last_name, contact.name, organization_name)
+    tokens = name_tokens(contact.first_name, contact.last_name, contact.name)
     return [{"token": token, "contact_id": contact.id} for token in tokens]
 
 
@@ -54,10 +53,7 @@ def reindex(contacts: Iterable[Contact], new: bool = False) -> None:
     if not new:
         ids = [contact.id for contact in contacts]
         db.session.execute(delete(SearchToken).where(SearchToken.contact_id.in_(ids)))
-    rows = []
-    for contact in contacts:
-        organization = contact.organization.name if contact.organization is not None else None
-        rows.extend(token_rows(contact, organization))
+    rows = [row for contact in contacts for row in token_rows(contact)]
     if rows:
         db.session.execute(insert(SearchToken), rows)
 
@@ -79,8 +75,10 @@ def _starts(column: Any, prefix: str) -> ColumnElement[bool]:
 
 def term_matches(term: str) -> Select[Any]:
     """The ids of the contacts one word of a query matches (an index range scan per kind of value)."""
+    named = select(SearchToken.contact_id).where(_starts(SearchToken.token, term))
     parts: list[Select[Any]] = [
-        select(SearchToken.contact_id).where(_starts(SearchToken.token, term)),
+        named,
+        select(Contact.id.label("contact_id")).where(Contact.organization_id.in_(named)),  # members
         select(ContactEmail.contact_id).where(_starts(ContactEmail.address_key, term)),
         select(ContactEmail.contact_id).where(_starts(ContactEmail.domain, term)),
     ]

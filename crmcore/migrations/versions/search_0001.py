@@ -1,8 +1,8 @@
 """search on indexed columns: phones' national digits, binary collation for prefix ranges, name-only tokens
 
-Emails, phones and numbers are searched on their own columns; search tokens keep name words only.
-Existing phones get their national digits, and the tokens that are not name words are removed (the
-tokens of a name are the words of first name, last name, name and the organization's name).
+Emails, phones and numbers are searched on their own columns, members through their organization's
+tokens; search tokens keep a contact's own name words only. Existing phones get their national
+digits, and every contact's tokens are rewritten (the words of first name, last name and name).
 
 Revision ID: search_0001
 Revises: 0002
@@ -25,8 +25,7 @@ BATCH = 5000
 phones = sa.table("contact_phones", sa.column("id", sa.Integer), sa.column("e164", sa.String),
                   sa.column("national", sa.String))
 contacts = sa.table("contacts", sa.column("id", sa.Integer), sa.column("first_name", sa.String),
-                    sa.column("last_name", sa.String), sa.column("name", sa.String),
-                    sa.column("organization_id", sa.Integer))
+                    sa.column("last_name", sa.String), sa.column("name", sa.String))
 tokens = sa.table("contact_search_tokens", sa.column("token", sa.String), sa.column("contact_id", sa.Integer))
 
 
@@ -78,10 +77,7 @@ def upgrade():
 
 
 def _keep_name_tokens_only(connection):
-    organization = sa.alias(contacts)
-    query = (sa.select(contacts.c.id, contacts.c.first_name, contacts.c.last_name, contacts.c.name,
-                       organization.c.name)
-             .outerjoin(organization, organization.c.id == contacts.c.organization_id))
+    query = sa.select(contacts.c.id, contacts.c.first_name, contacts.c.last_name, contacts.c.name)
     last = 0
     while True:
         rows = connection.execute(query.where(contacts.c.id > last).order_by(contacts.c.id).limit(BATCH)).all()
