@@ -149,18 +149,20 @@ def make_user(app: Any) -> Callable[..., Any]:
     return make
 
 
+def token_client(app: Any, user: Any) -> Any:
+    """A test client of ``app`` sending a fresh API token of ``user`` (call it in an app context)."""
+    from crmcore.services.users import create_token
+
+    _row, token = create_token(user.id, "test")
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return test_client
+
+
 @pytest.fixture
 def api_client(app: Any) -> Callable[[Any], Any]:
     """``api_client(user)`` -> a test client sending that user's fresh API token."""
-    from crmcore.services.users import create_token
-
-    def make(user: Any) -> Any:
-        _row, token = create_token(user.id, "test")
-        test_client = app.test_client()
-        test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        return test_client
-
-    return make
+    return lambda user: token_client(app, user)
 
 
 @pytest.fixture

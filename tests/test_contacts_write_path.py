@@ -131,7 +131,8 @@ def test_trunk_prefixes():
 
 
 def test_a_number_is_found_as_dialled_in_the_default_country(crm_app_factory):
-    from crmcore.services.users import create_token, create_user
+    from crmcore.services.users import create_user
+    from crmcore.testing import token_client
 
     app = crm_app_factory(DEFAULT_COUNTRY="RU")
     with app.app_context():
@@ -141,9 +142,7 @@ def test_a_number_is_found_as_dialled_in_the_default_country(crm_app_factory):
         )
         moscow_id = moscow.id
         assert moscow.phones[0].e164 == "+79123456789"
-        _row, token = create_token(user.id, "t")
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        client = token_client(app, user)
     for typed in ("8 912 345", "+7 912 345 67 89", "9123456789", "0079123456789"):
         assert ids(client, typed) == {moscow_id}, typed
     assert ids(client, "8 913") == set()

@@ -2,14 +2,11 @@
 
 import pytest
 
+from crmcore.testing import token_client
+
 
 def _client(app, user):
-    from crmcore.services.users import create_token
-
-    _row, token = create_token(user.id)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return client
+    return token_client(app, user)
 
 
 @pytest.fixture
