@@ -96,7 +96,8 @@ def _walk_sort_index(q: str | None) -> bool:
         return False
     threshold = max(WALK_MIN_MATCHES, (db.session.scalar(select(func.max(Contact.id))) or 0) // 10)
     for term in terms:
-        sample = search_index.term_matches(term).limit(threshold).subquery()
+        # Name words alone decide: they are the common matches ("mar"); the other kinds only add some.
+        sample = search_index.name_matches(term).limit(threshold).subquery()
         if db.session.scalar(select(func.count()).select_from(sample)) < threshold:
             return False
     return True

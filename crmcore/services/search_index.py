@@ -73,9 +73,14 @@ def _starts(column: Any, prefix: str) -> ColumnElement[bool]:
     return and_(column >= prefix, column < prefix_upper_bound(prefix))
 
 
+def name_matches(term: str) -> Select[Any]:
+    """The ids of the contacts with a name word starting with ``term``."""
+    return select(SearchToken.contact_id).where(_starts(SearchToken.token, term))
+
+
 def term_matches(term: str) -> Select[Any]:
     """The ids of the contacts one word of a query matches (an index range scan per kind of value)."""
-    named = select(SearchToken.contact_id).where(_starts(SearchToken.token, term))
+    named = name_matches(term)
     parts: list[Select[Any]] = [
         named,
         select(Contact.id.label("contact_id")).where(Contact.organization_id.in_(named)),  # members
