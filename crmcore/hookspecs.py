@@ -178,8 +178,11 @@ def contact_validate(
 def contact_created(contact: Contact, user: User | None, source: str) -> None:
     """Notification: ``contact`` was created (``source``: ui, api, import, web_form, inbound, cli).
 
-    Called inside the creating transaction, after the contact has its id and number. Raising
-    rolls back the creation.
+    Called inside the creating transaction, after the contact has its id and number, once per
+    contact also for batches and imports (``create_contacts``, a chunk of an import: the contacts of
+    the batch are read with one query, with their owners; their other lists load when read). Raising
+    rolls back the creation (the whole batch). An implementation with nothing to do for imports
+    should return before reading anything.
     """
 
 
