@@ -186,7 +186,9 @@ def main() -> int:
                 f"peak memory: {marks.get('tenth', 0):.0f} MB after 10% of the rows, {peak_mb():.0f} MB at the end"
             )
             if profiler:
-                pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(40)
+                pstats.Stats(profiler).sort_stats(
+                    os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+                ).print_stats(40)
             db.session.remove()
             total = report.created + report.organizations
             for name, chunks in (

@@ -30,8 +30,13 @@ def sender_address() -> str:
     return str(current_app.config.get("MAIL_FROM") or "")
 
 
-def build_message(to: Sequence[str], subject: str, body: str, message_id: str | None = None,
-                  headers: dict[str, str] | None = None) -> EmailMessage:
+def build_message(
+    to: Sequence[str],
+    subject: str,
+    body: str,
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
     config = current_app.config
     sender = sender_address() or "crmcore@localhost"
     domain = sender.rsplit("@", 1)[-1].strip("> ") or "localhost"

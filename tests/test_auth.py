@@ -120,9 +120,14 @@ def test_cli_users_and_tokens(app):
 def test_cli_password_reset(app, make_user):
     make_user(email="reset@example.com", password="old password")
     runner = app.test_cli_runner()
-    result = runner.invoke(main, ["users", "password", "--email", "reset@example.com"], input="brand new pass\n")
+    result = runner.invoke(
+        main, ["users", "password", "--email", "reset@example.com"], input="brand new pass\n"
+    )
     assert result.exit_code == 0, result.output
     from crmcore.services.users import authenticate
 
     assert authenticate("reset@example.com", "brand new pass") is not None
-    assert runner.invoke(main, ["users", "password", "--email", "nobody@example.com"], input="x" * 9).exit_code != 0
+    assert (
+        runner.invoke(main, ["users", "password", "--email", "nobody@example.com"], input="x" * 9).exit_code
+        != 0
+    )
