@@ -205,7 +205,7 @@ def _int_or_none(value: Any) -> int | None:
     return int(text) if text.isdigit() and len(text) < 11 else None
 
 
-def _resolve_contact(
+def resolve_contact(
     label: str, contact_id: Any, kind: str, user: User | None, field: str, errors: dict[str, list[str]]
 ) -> int | None:
     """The id chosen with the autocomplete, else the one contact whose name is exactly what was typed."""
@@ -274,10 +274,10 @@ def data_from_form(
     if team and data["team_id"] is None:
         errors["team_id"] = ["this team does not exist"]
     if kind == "person":
-        data["organization_id"] = _resolve_contact(
+        data["organization_id"] = resolve_contact(
             form["organization"], form["organization_id"], "organization", user, "organization_id", errors
         )
-        data["reports_to_id"] = _resolve_contact(
+        data["reports_to_id"] = resolve_contact(
             form["reports_to"], form["reports_to_id"], "person", user, "reports_to_id", errors
         )
     else:

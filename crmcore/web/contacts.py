@@ -36,14 +36,12 @@ from crmcore.services.contributions import contact_actions, mass_actions, render
 from crmcore.services.fields import all_fields, fields_for
 from crmcore.services.transactions import transaction
 from crmcore.web.contact_form import (
-    _resolve_contact as resolve_contact,
-)
-from crmcore.web.contact_form import (
     blank_form,
     data_from_form,
     form_from_contact,
     form_from_request,
     input_id,
+    resolve_contact,
 )
 from crmcore.web.labels import country_choices, lang
 from crmcore.web.messages import translate, translate_errors
