@@ -671,8 +671,7 @@ def create_contacts(
     if errors:
         invalid = len({key.split("]", 1)[0] for key in errors})
         raise ValidationError(errors, f"{invalid} of {len(items)} contacts are invalid; none was created")
-    with transaction():
-        return insert_contacts(cleans, user, source)
+    return insert_contacts(cleans, user, source)
 
 
 _INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
@@ -745,8 +744,9 @@ def insert_contacts(
             consents = history.consent_changes({}, snapshot)
             if consents:
                 history_rows.extend(history.entry_rows(ref, "consent", user, source, consents))
-            tokens = search_index.name_tokens(clean["first_name"], clean["last_name"], clean["name"])
-            token_rows.extend({"token": token, "contact_id": contact_id} for token in tokens)
+            token_rows.extend(
+                search_index.token_rows(contact_id, clean["first_name"], clean["last_name"], clean["name"])
+            )
         for name, model in tables.items():
             if children[name]:
                 db.session.execute(insert(model.__table__), children[name])

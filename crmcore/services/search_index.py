@@ -28,32 +28,26 @@ MAX_TOKEN = 254
 _NUMBER = re.compile(r"^(?:c-?)?0*(\d{1,12})$")
 
 
-def name_tokens(first_name: str | None, last_name: str | None, name: str | None) -> set[str]:
-    """The folded name words a contact is found by."""
+def token_rows(
+    contact_id: int, first_name: str | None, last_name: str | None, name: str | None
+) -> list[dict[str, object]]:
+    """The search token rows of a contact: the folded words of its names (and of their hyphenated parts)."""
     tokens: set[str] = set()
     for text in (first_name, last_name, name):
         for word in words(text):
             tokens.add(word[:MAX_TOKEN])
             if "-" in word:  # "Müller-Durand" is found by "durand" too
                 tokens.update(part[:MAX_TOKEN] for part in word.split("-") if part)
-    return tokens
+    return [{"token": token, "contact_id": contact_id} for token in tokens]
 
 
-def token_rows(contact: Any) -> list[dict[str, object]]:
-    """The search token rows of a contact (``contact`` needs ``id`` and its three name fields)."""
-    tokens = name_tokens(contact.first_name, contact.last_name, contact.name)
-    return [{"token": token, "contact_id": contact.id} for token in tokens]
-
-
-def reindex(contacts: Iterable[Contact], new: bool = False) -> None:
-    """Replace the tokens of ``contacts`` (already flushed, so they have ids); ``new``: they have none yet."""
+def reindex(contacts: Iterable[Contact]) -> None:
+    """Replace the tokens of ``contacts`` (already flushed: new contacts get theirs from ``insert_contacts``)."""
     contacts = list(contacts)
     if not contacts:
         return
-    if not new:
-        ids = [contact.id for contact in contacts]
-        db.session.execute(delete(SearchToken).where(SearchToken.contact_id.in_(ids)))
-    rows = [row for contact in contacts for row in token_rows(contact)]
+    db.session.execute(delete(SearchToken).where(SearchToken.contact_id.in_([c.id for c in contacts])))
+    rows = [row for c in contacts for row in token_rows(c.id, c.first_name, c.last_name, c.name)]
     if rows:
         db.session.execute(insert(SearchToken), rows)
 
