@@ -186,6 +186,8 @@ def main() -> int:
                 f"peak memory: {marks.get('tenth', 0):.0f} MB after 10% of the rows, {peak_mb():.0f} MB at the end"
             )
             if profiler:
+                if os.environ.get("BENCH_PROFILE_DUMP"):
+                    profiler.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
                 pstats.Stats(profiler).sort_stats(
                     os.environ.get("BENCH_PROFILE_SORT", "cumulative")
                 ).print_stats(40)

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Flask
 from sqlalchemy import event
 
@@ -76,6 +77,11 @@ def create_app(config: Mapping[str, Any] | str | os.PathLike[str] | None = None)
     return app
 
 
+def dump_json(value: Any) -> str:
+    """JSON text of a column's value: non-string keys become strings, as the standard library does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _configure_database(app: Flask) -> None:
     url = app.config.get("DATABASE_URL")
     if not url:
@@ -85,7 +91,9 @@ def _configure_database(app: Flask) -> None:
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    options: dict[str, Any] = {}
+    # JSON columns (history snapshots, custom fields) are written by the thousand in imports: orjson
+    # encodes them several times faster than the standard library.
+    options: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": orjson.loads}
     if url.startswith("postgresql"):
         options["pool_pre_ping"] = True
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)

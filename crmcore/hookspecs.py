@@ -176,13 +176,25 @@ def contact_validate(
 
 @hookspec
 def contact_created(contact: Contact, user: User | None, source: str) -> None:
-    """Notification: ``contact`` was created (``source``: ui, api, import, web_form, inbound, cli).
+    """Notification: ``contact`` was created (``source``: ui, api, web_form, inbound, cli).
 
     Called inside the creating transaction, after the contact has its id and number, once per
-    contact also for batches and imports (``create_contacts``, a chunk of an import: the contacts of
-    the batch are read with one query, with their owners; their other lists load when read). Raising
-    rolls back the creation (the whole batch). An implementation with nothing to do for imports
-    should return before reading anything.
+    contact, also for batches (``create_contacts``: the contacts of the batch are read with one
+    query, with their owners; their other lists load when read). Raising rolls back the creation
+    (the whole batch). Imports call :func:`contacts_imported` instead.
+    """
+
+
+@hookspec
+def contacts_imported(contact_ids: Sequence[int], batch: str, user: User | None, source: str) -> None:
+    """Notification: an import (``batch``, the import's id) created the contacts ``contact_ids``.
+
+    Called inside the transaction of each chunk of the import (up to a few hundred contacts, the
+    organizations it created included), after the rows are written. Imports do not call
+    :func:`contact_created`: reading every new contact once per implementation would cost an import
+    more than writing it; an implementation reads the contacts it needs, with one query. Raising
+    rejects the chunk, which is then created record by record (one call each), so that only the
+    records it raises for are rejected with its message.
     """
 
 

@@ -497,8 +497,9 @@ class RefuseWatson:
         return [Problem("no Watsons", "last_name")] if data.get("last_name") == "Watson" else []
 
     @hookimpl
-    def contact_created(self, contact):
-        if contact.last_name == "Moriarty":
+    def contacts_imported(self, contact_ids):
+        names = db.session.scalars(select(Contact.last_name).where(Contact.id.in_(contact_ids)))
+        if "Moriarty" in names:
             raise RuntimeError("not him")
 
 
@@ -511,6 +512,39 @@ def test_plugin_refusals_reject_only_their_row(register_plugin):
         assert reasons[3] == "last_name (column 'Last Name'): no Watsons"
         assert reasons[4] == "RuntimeError: not him"
         assert sorted(c.last_name for c in live()) == ["Holmes", "Hudson"]
+
+
+class ImportListener:
+    def __init__(self) -> None:
+        self.imported: list[tuple[list[int], str, str]] = []
+        self.created: list[int] = []
+
+    @hookimpl
+    def contacts_imported(self, contact_ids, batch, source):
+        self.imported.append((list(contact_ids), batch, source))
+
+    @hookimpl
+    def contact_created(self, contact):
+        self.created.append(contact.id)
+
+
+def test_imports_tell_plugins_the_ids_of_each_chunk_not_each_contact(register_plugin):
+    listener = ImportListener()
+    app = register_plugin(listener, "listener")
+    with app.app_context():
+        rows = "".join(f"P{n},Org {n % 2}\n" for n in range(5))
+        report = run("Last Name,Company\n" + rows, chunk_size=3)
+        assert report.created == 5 and report.organizations == 2
+        assert listener.created == []
+        assert {batch for _ids, batch, _source in listener.imported} == {report.batch}
+        assert {source for _ids, _batch, source in listener.imported} == {"import"}
+        told = [contact_id for ids, _batch, _source in listener.imported for contact_id in ids]
+        assert sorted(told) == sorted(c.id for c in live())  # the five people and both organizations
+        assert len(told) == len(set(told))
+        # Chunk 1: its two new organizations, then its three people; chunk 2: two people.
+        assert [len(ids) for ids, _batch, _source in listener.imported] == [2, 3, 2]
+        create_contact({"kind": "person", "last_name": "By hand"}, None, "api")
+        assert len(listener.created) == 1
 
 
 def test_update_refused_by_access_rules(app, make_user, make_contact):

@@ -9,9 +9,8 @@
 Mails leave only after the transaction commits (a rolled-back change notifies nobody, a savepoint
 rolled back takes its mails with it), and a mail failure is logged, never turned into a failed save.
 
-Creations come through ``contact_created`` like any plugin's: an import returns at once (the
-service loads the new contacts with one query per chunk for the hook; their lists are read here only
-for creations outside imports).
+Creations come through ``contact_created`` like any plugin's (imports call ``contacts_imported``
+instead, which this plugin leaves alone).
 """
 
 from __future__ import annotations

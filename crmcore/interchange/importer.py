@@ -16,7 +16,7 @@ Records are taken in chunks (``chunk_size``, 500), one transaction per chunk. Wi
 3. each new contact is validated exactly as :func:`~crmcore.services.contacts.create_contact` does
    (:func:`~crmcore.services.contacts.prepare_contact`, sharing one read of the lists and fields);
    the valid ones are written together by :func:`~crmcore.services.contacts.insert_contacts` inside a
-   savepoint. If that batch fails (a plugin's ``contact_created`` raising, a database error), it is
+   savepoint. If that batch fails (a plugin's ``contacts_imported`` raising, a database error), it is
    rolled back and its records are created one by one, each in its own savepoint, so only the guilty
    one is rejected;
 4. updates, and records with an ``after_save`` (vCards), go one by one through the usual services,
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from flask import current_app
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 
 from crmcore.errors import Conflict, CrmError, NotFound, ValidationError
 from crmcore.extensions import db
@@ -62,6 +62,7 @@ from crmcore.models import (
 from crmcore.services import access, lookups
 from crmcore.services import contacts as svc
 from crmcore.services import notes as notes_svc
+from crmcore.services.bulk_insert import insert_rows
 from crmcore.services.fields import all_fields
 from crmcore.services.phones import InvalidPhone, to_e164
 from crmcore.services.serialize import audited_state, contact_to_dict
@@ -282,8 +283,7 @@ class Importer:
             pending_keys |= row.keys
         self._flush(pending)
         self._drop_unused_organizations()
-        if self._items:
-            db.session.execute(insert(ImportBatchItem.__table__), self._items)
+        insert_rows(ImportBatchItem.__table__, self._items)
 
     # -- creating -------------------------------------------------------------------------------
 

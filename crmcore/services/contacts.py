@@ -36,6 +36,7 @@ from crmcore.models import (
     utcnow,
 )
 from crmcore.services import access, history, reference, search_index
+from crmcore.services.bulk_insert import insert_rows
 from crmcore.services.fields import EMAIL_RE, URL_RE, clean_custom
 from crmcore.services.numbering import next_contact_numbers
 from crmcore.services.phones import InvalidPhone, national_digits, to_e164
@@ -691,8 +692,9 @@ def insert_contacts(
 
     Each kind of row (contacts, emails, phones, addresses, tags, owners, history with the creation
     snapshot and consent proofs, name tokens) is written with one statement for the whole list, with
-    no ORM unit of work. Plugins get the stored contacts, loaded once, only when one implements
-    ``contact_created``; ``fire_events=False`` (dry runs) leaves them out.
+    no ORM unit of work. Plugins hear of them through ``contact_created`` (the stored contacts, loaded
+    once, only when a plugin implements it) or, for an ``import_batch``, ``contacts_imported`` (their
+    ids); ``fire_events=False`` (dry runs) leaves them out.
     """
     if not cleans:
         return []
@@ -718,7 +720,7 @@ def insert_contacts(
         else:
             # On SQLite, one INSERT per row then a read of the ids by number is faster than RETURNING,
             # which becomes statements of hundreds of rows' values that SQLite parses one by one.
-            db.session.execute(insert(Contact.__table__), rows)
+            insert_rows(Contact.__table__, rows)
             id_of = dict(
                 db.session.execute(
                     select(Contact.number, Contact.id).where(Contact.number.in_(numbers))
@@ -748,18 +750,22 @@ def insert_contacts(
                 search_index.token_rows(contact_id, clean["first_name"], clean["last_name"], clean["name"])
             )
         for name, model in tables.items():
-            if children[name]:
-                db.session.execute(insert(model.__table__), children[name])
-        for table, rows in ((contact_tags, tag_rows), (contact_owners, owner_rows)):
-            if rows:
-                db.session.execute(insert(table), rows)
-        db.session.execute(insert(HistoryEntry.__table__), history_rows)
-        if token_rows:
-            db.session.execute(insert(SearchToken.__table__), token_rows)
+            insert_rows(model.__table__, children[name])
+        insert_rows(contact_tags, tag_rows)
+        insert_rows(contact_owners, owner_rows)
+        insert_rows(HistoryEntry.__table__, history_rows)
+        insert_rows(SearchToken.__table__, token_rows)
+        if not fire_events:
+            return ids
+        if import_batch is not None:
+            plugin_host().hook.contacts_imported(
+                contact_ids=ids, batch=import_batch, user=user, source=source
+            )
+            return ids
         hook = plugin_host().hook.contact_created
-        if fire_events and hook.get_hookimpls():
-            # One query for the contacts (loading every list of an import chunk would double its cost).
-            # Owners come with them (one query for all: notices read them); other lists load if read.
+        if hook.get_hookimpls():
+            # One query for the contacts (and one for their owners: notices read them); other lists
+            # load if read.
             found = select(Contact).where(Contact.id.in_(ids)).options(selectinload(Contact.owners))
             loaded = {c.id: c for c in db.session.scalars(found)}
             try:
