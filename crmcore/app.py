@@ -82,6 +82,11 @@ def dump_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def load_json(text: Any) -> Any:
+    """A column's value from its JSON text (SQLite hands a bare number back as a number)."""
+    return text if isinstance(text, (int, float)) else orjson.loads(text)
+
+
 def _configure_database(app: Flask) -> None:
     url = app.config.get("DATABASE_URL")
     if not url:
@@ -93,7 +98,7 @@ def _configure_database(app: Flask) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     # JSON columns (history snapshots, custom fields) are written by the thousand in imports: orjson
     # encodes them several times faster than the standard library.
-    options: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": orjson.loads}
+    options: dict[str, Any] = {"json_serializer": dump_json, "json_deserializer": load_json}
     if url.startswith("postgresql"):
         options["pool_pre_ping"] = True
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
