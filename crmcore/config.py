@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 50,
     # SQLite page cache per connection, in MB: indexes of a large base stay in memory while writing.
     "SQLITE_CACHE_MB": 64,
+    # Large imports read and validate the file in a second process: auto, on or off (interchange/read_ahead.py).
+    "IMPORT_READ_AHEAD": "auto",
     # Largest request body read (uploads: imports up to 50 MB, photos up to 10 MB); larger gets 413.
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
     "MAX_PAGE_SIZE": 500,
@@ -80,7 +82,10 @@ DEFAULTS: dict[str, Any] = {
 # Keys whose environment value is a comma-separated list.
 _LIST_KEYS = {"PLUGINS", "DISABLED_BUILTINS", "PUBLIC_MAIL_DOMAINS"}
 # Keys that take one of a few words.
-_CHOICES = {"DEFAULT_VISIBILITY": ("private", "public_read", "public_write")}
+_CHOICES = {
+    "DEFAULT_VISIBILITY": ("private", "public_read", "public_write"),
+    "IMPORT_READ_AHEAD": ("auto", "on", "off"),
+}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

@@ -45,7 +45,7 @@ from sqlalchemy import delete, select, update
 
 from crmcore.errors import Conflict, CrmError, NotFound, ValidationError
 from crmcore.extensions import db
-from crmcore.interchange import ImportRecord, ImportReport, Rejection
+from crmcore.interchange import ImportRecord, ImportReport, Rejection, read_ahead
 from crmcore.interchange.csv_io import CsvReader, RowContext, _Prefixed, read_records
 from crmcore.interchange.headers import Column, apply_overrides, parse_overrides, suggest
 from crmcore.models import (
@@ -119,13 +119,24 @@ class _Row:
     keys: set[str] = field(default_factory=set)
     match: int | None = None
     error: str | None = None
+    #: Nothing to import (every cell empty).
+    empty: bool = False
+    #: The validated state of a creation (:func:`~crmcore.services.contacts.prepare_contact`).
+    clean: dict[str, Any] | None = None
 
 
 class Importer:
     """One import run. Use :func:`run_import`."""
 
-    def __init__(self, user: User | None, options: ImportOptions, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        user: User | None,
+        options: ImportOptions,
+        progress: Progress | None = None,
+        source: Source | None = None,
+    ) -> None:
         options.check()
+        self.source = source
         self.user = user
         self.options = options
         self.progress = progress
@@ -190,21 +201,34 @@ class Importer:
         # of the application (models, metadata, locale data) again and again. Freezing what exists now
         # leaves them out; unfreezing gives them back (nothing is kept alive longer).
         gc.freeze()
+        chunks = self._read(records)
         try:
-            chunk: list[ImportRecord] = []
-            for record in records:
-                chunk.append(record)
-                if len(chunk) >= self.options.chunk_size:
-                    self._chunk(chunk)
-                    chunk = []
-            if chunk:
-                self._chunk(chunk)
+            for rows in chunks:
+                self._chunk(rows)
         finally:
+            chunks.close()  # a second process reading ahead stops now, not when collected
             gc.unfreeze()
 
-    def _chunk(self, records: list[ImportRecord]) -> None:
+    def _read(self, records: Iterable[ImportRecord]) -> Iterator[list[_Row]]:
+        """Chunks of rows read and, for creations, validated: here, or ahead in a second process
+        while this one writes (see :mod:`crmcore.interchange.read_ahead`)."""
+        source = self.source
+
+        def chunks() -> Iterator[tuple[list[_Row], int | None]]:
+            for chunk in _chunks(records, self.options.chunk_size):
+                yield self._read_chunk(chunk), source.bytes_read if source is not None else None
+
+        if not read_ahead.wanted(self.options.format, source.size if source is not None else None):
+            yield from (rows for rows, _position in chunks())
+            return
+        for rows, position in read_ahead.iterate(chunks()):
+            if source is not None and position is not None:
+                source.bytes_read = position  # for progress bars: the file is read in the other process
+            yield rows
+
+    def _chunk(self, rows: list[_Row]) -> None:
         with transaction():
-            self._apply_chunk(records)
+            self._apply_chunk(rows)
         self._items = []
         self._loaded = {}
         self._new_organizations = {}
@@ -214,33 +238,58 @@ class Importer:
             self.cache.contacts.clear()
         if len(self.tag_cache) > 50000:
             self.tag_cache.clear()
-        self.done += len(records)
+        self.done += len(rows)
         if self.progress is not None:
             self.progress(self.done, self.report)
 
-    def _apply_chunk(self, records: list[ImportRecord]) -> None:
+    def _read_chunk(self, records: list[ImportRecord]) -> list[_Row]:
+        """What each record holds and, in mode create, its validated state: the part of a chunk that
+        reads no stored contact, so that it can run in another process. One row per record."""
         rows = []
         for record in records:
-            for warning in record.warnings:
-                self._warn(record.position, warning)
-            if record.error:
-                self._reject(record.position, record.error)
-                continue
             data = dict(record.data or {})
-            if not any(v not in (None, "", [], {}) for k, v in data.items() if k != "kind"):
-                self.report.skipped += 1
-                continue
             row = _Row(record, data)
+            rows.append(row)
+            if record.error:
+                row.error = record.error
+                continue
+            if not any(v not in (None, "", [], {}) for k, v in data.items() if k != "kind"):
+                row.empty = True
+                continue
             row.organization = _text(data.pop("organization", None))
             notes = data.pop("notes", None)
             row.notes = [notes] if isinstance(notes, str) else [n for n in notes or [] if _text(n)]
             row.number = _text(data.get("number"))
             row.keys = self._keys(row)
-            rows.append(row)
+            if self.options.mode == "create":
+                self._settle_kind(row)
+                self._prepare(row)
+        return rows
+
+    def _prepare(self, row: _Row) -> None:
+        """Validate a creation as create_contact does. Its organization, found or created later by
+        name, is set on the clean state then (it exists, is live and is an organization)."""
+        try:
+            row.notes = [notes_svc.check_note(note) for note in row.notes]
+            row.clean = svc.prepare_contact(_for_creation(row.data), self.user, self.cache)
+        except ValidationError as exc:
+            row.error = _reason(exc, row.record.sources, notes=True)
+
+    def _apply_chunk(self, all_rows: list[_Row]) -> None:
+        rows = []
+        for row in all_rows:
+            for warning in row.record.warnings:
+                self._warn(row.record.position, warning)
+            if row.empty:
+                self.report.skipped += 1
+            elif row.error:
+                self._reject(row.record.position, row.error)
+            else:
+                rows.append(row)
         if self.options.mode != "create":
             self._find_matches(rows)
-        for row in rows:
-            self._settle_kind(row)
+            for row in rows:
+                self._settle_kind(row)
         self._organizations(rows)
         pending: list[tuple[_Row, dict[str, Any]]] = []
         pending_keys: set[str] = set()
@@ -269,17 +318,16 @@ class Importer:
                     else f"no {key} to find the contact to update: skipped",
                 )
                 continue
-            data = _for_creation(row.data)
-            try:
-                row.notes = [notes_svc.check_note(note) for note in row.notes]
-                clean = svc.prepare_contact(data, self.user, self.cache)
-            except ValidationError as exc:
-                self._reject(row.record.position, _reason(exc, row.record.sources, notes=True))
-                continue
+            if row.clean is None:
+                self._prepare(row)
+                if row.error:
+                    self._reject(row.record.position, row.error)
+                    continue
+            assert row.clean is not None
             if row.record.after_save is not None:
                 self._create_one(row)
                 continue
-            pending.append((row, clean))
+            pending.append((row, row.clean))
             pending_keys |= row.keys
         self._flush(pending)
         self._drop_unused_organizations()
@@ -526,6 +574,8 @@ class Importer:
                 row.error = failed[key]
             else:
                 row.data["organization_id"] = self.organizations[key]
+                if row.clean is not None:
+                    row.clean["organization_id"] = row.data["organization_id"]
 
     def _drop_unused_organizations(self) -> None:
         unused = [i for i in self._new_organizations if i not in self._used_organizations]
@@ -579,6 +629,17 @@ class _Ref:
 
     id: int
     version: int
+
+
+def _chunks(records: Iterable[ImportRecord], size: int) -> Iterator[list[ImportRecord]]:
+    chunk: list[ImportRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _text(value: Any) -> str | None:
@@ -684,9 +745,11 @@ def run_import(
     user: User | None = None,
     options: ImportOptions | None = None,
     progress: Progress | None = None,
+    source: Source | None = None,
 ) -> ImportReport:
-    """Apply ``records`` (from any reader) and return the report. See the module's docstring."""
-    return Importer(user, options or ImportOptions(), progress).run(records)
+    """Apply ``records`` (from any reader; ``source`` when they are its records) and return the report.
+    See the module's docstring."""
+    return Importer(user, options or ImportOptions(), progress, source).run(records)
 
 
 class Source:
@@ -711,6 +774,7 @@ class Source:
         self.reader: CsvReader | None = None
         self.columns: list[Column] = []
         self._counted = _Counter(self.stream)
+        self._read_elsewhere: int | None = None
         if self.format == "csv":
             self.reader = CsvReader(self.stream, encoding, delimiter, size)
             if not self.reader.header:
@@ -737,7 +801,14 @@ class Source:
 
     @property
     def bytes_read(self) -> int:
+        if self._read_elsewhere is not None:
+            return self._read_elsewhere
         return self.reader.bytes_read if self.reader is not None else self._counted.count
+
+    @bytes_read.setter
+    def bytes_read(self, value: int) -> None:
+        """Where the process reading this file ahead has come to."""
+        self._read_elsewhere = value
 
     def records(self) -> Iterator[ImportRecord]:
         if self.format == "csv":
@@ -899,7 +970,7 @@ def import_file(
     options.format = source.format
     options.file_name = options.file_name or source_options.get("file_name")
     callback = (lambda done, report: progress(done, report, source)) if progress else None
-    return run_import(source.records(), user, options, callback)
+    return run_import(source.records(), user, options, callback, source)
 
 
 # -- history of imports and revert -------------------------------------------------------------------
