@@ -31,6 +31,7 @@ cells change nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import io
 import json
@@ -121,8 +122,8 @@ class _Row:
     error: str | None = None
     #: Nothing to import (every cell empty).
     empty: bool = False
-    #: The validated state of a creation (:func:`~crmcore.services.contacts.prepare_contact`).
-    clean: dict[str, Any] | None = None
+    #: A creation, validated, its rows ready (:func:`~crmcore.services.contacts.new_contact`).
+    new: svc.NewContact | None = None
 
 
 class Importer:
@@ -248,7 +249,8 @@ class Importer:
         rows = []
         for record in records:
             data = dict(record.data or {})
-            row = _Row(record, data)
+            # The row holds the data from now on (once, when it travels to another process).
+            row = _Row(dataclasses.replace(record, data=None), data)
             rows.append(row)
             if record.error:
                 row.error = record.error
@@ -271,7 +273,7 @@ class Importer:
         name, is set on the clean state then (it exists, is live and is an organization)."""
         try:
             row.notes = [notes_svc.check_note(note) for note in row.notes]
-            row.clean = svc.prepare_contact(_for_creation(row.data), self.user, self.cache)
+            row.new = svc.new_contact(svc.prepare_contact(_for_creation(row.data), self.user, self.cache))
         except ValidationError as exc:
             row.error = _reason(exc, row.record.sources, notes=True)
 
@@ -291,7 +293,7 @@ class Importer:
             for row in rows:
                 self._settle_kind(row)
         self._organizations(rows)
-        pending: list[tuple[_Row, dict[str, Any]]] = []
+        pending: list[_Row] = []
         pending_keys: set[str] = set()
         for row in rows:
             if row.error:
@@ -318,16 +320,15 @@ class Importer:
                     else f"no {key} to find the contact to update: skipped",
                 )
                 continue
-            if row.clean is None:
+            if row.new is None:
                 self._prepare(row)
                 if row.error:
                     self._reject(row.record.position, row.error)
                     continue
-            assert row.clean is not None
             if row.record.after_save is not None:
                 self._create_one(row)
                 continue
-            pending.append((row, row.clean))
+            pending.append(row)
             pending_keys |= row.keys
         self._flush(pending)
         self._drop_unused_organizations()
@@ -335,13 +336,13 @@ class Importer:
 
     # -- creating -------------------------------------------------------------------------------
 
-    def _flush(self, pending: list[tuple[_Row, dict[str, Any]]]) -> None:
+    def _flush(self, pending: list[_Row]) -> None:
         if not pending:
             return
         try:
             with savepoint():
-                ids = svc.insert_contacts(
-                    [clean for _row, clean in pending],
+                ids = svc.write_contacts(
+                    [row.new for row in pending],  # type: ignore[misc]
                     self.user,
                     self.options.source,
                     import_batch=self.batch_id,
@@ -349,21 +350,20 @@ class Importer:
                 )
                 drafts = [_Ref(contact_id, 1) for contact_id in ids]
                 notes = [
-                    (draft, note)
-                    for (row, _clean), draft in zip(pending, drafts, strict=True)
-                    for note in row.notes
+                    (draft, note) for row, draft in zip(pending, drafts, strict=True) for note in row.notes
                 ]
                 notes_svc.add_notes(notes, "internal", self.user, self.options.source)  # type: ignore[arg-type]
         except Exception as exc:  # a plugin hook or the database refused the batch: find the culprit
             log.info("import batch of %d failed (%s); retrying record by record", len(pending), exc)
             self.tag_cache.clear()
-            for row, _clean in pending:
+            for row in pending:
                 self._create_one(row)
             return
-        for (_row, clean), contact_id in zip(pending, ids, strict=True):
+        for row, contact_id in zip(pending, ids, strict=True):
             self._item(contact_id, "created")
-            if clean["organization_id"]:
-                self._used_organizations.add(clean["organization_id"])
+            organization_id = row.new.clean["organization_id"]  # type: ignore[union-attr]
+            if organization_id:
+                self._used_organizations.add(organization_id)
         self.report.created += len(pending)
 
     def _create_one(self, row: _Row) -> None:
@@ -574,8 +574,8 @@ class Importer:
                 row.error = failed[key]
             else:
                 row.data["organization_id"] = self.organizations[key]
-                if row.clean is not None:
-                    row.clean["organization_id"] = row.data["organization_id"]
+                if row.new is not None:
+                    row.new.link_organization(row.data["organization_id"])
 
     def _drop_unused_organizations(self) -> None:
         unused = [i for i in self._new_organizations if i not in self._used_organizations]

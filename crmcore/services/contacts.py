@@ -10,7 +10,7 @@ import copy
 import datetime as dt
 import re
 from collections.abc import Mapping
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -678,6 +678,42 @@ def create_contacts(
 _INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
 
 
+@dataclass(slots=True)
+class NewContact:
+    """The rows of a validated creation that need no database (see :func:`new_contact`)."""
+
+    clean: dict[str, Any]
+    values: dict[str, Any]
+    children: dict[str, list[dict[str, Any]]]
+    tokens: list[str]
+    #: The new value of the "create" history entry, but its tags (their stored names).
+    snapshot: dict[str, Any]
+    consents: dict[str, tuple[bool | None, bool]]
+
+    def link_organization(self, organization_id: int) -> None:
+        """Make the person a member of ``organization_id`` (an organization known to be live)."""
+        self.clean["organization_id"] = organization_id
+        self.values["organization_id"] = organization_id
+        self.snapshot["organization_id"] = organization_id
+
+
+def new_contact(clean: dict[str, Any]) -> NewContact:
+    """What :func:`insert_contacts` writes for ``clean``, ids apart: computed without the database, so
+    that an import can compute it in the process that reads its file (interchange/read_ahead.py)."""
+    snapshot = creation_snapshot(clean, [])
+    return NewContact(
+        clean=clean,
+        values=contact_values(clean),
+        children={
+            name: [{**item, "position": position} for position, item in enumerate(items)]
+            for name, items in child_values(clean).items()
+        },
+        tokens=search_index.name_tokens(clean["first_name"], clean["last_name"], clean["name"]),
+        snapshot=snapshot,
+        consents=history.consent_changes({}, snapshot),
+    )
+
+
 def insert_contacts(
     cleans: list[dict[str, Any]],
     user: User | None = None,
@@ -687,8 +723,22 @@ def insert_contacts(
     fire_events: bool = True,
 ) -> list[int]:
     """Create contacts from states returned by :func:`prepare_contact` (or :func:`_validate`); return
-    their ids in order. The one writer of new contacts: :func:`create_contact` calls it with one state,
-    imports with hundreds.
+    their ids in order. See :func:`write_contacts`."""
+    return write_contacts(
+        [new_contact(clean) for clean in cleans], user, source, import_batch, tag_cache, fire_events
+    )
+
+
+def write_contacts(
+    contacts: list[NewContact],
+    user: User | None = None,
+    source: str = "import",
+    import_batch: str | None = None,
+    tag_cache: dict[str, tuple[int, str]] | None = None,
+    fire_events: bool = True,
+) -> list[int]:
+    """Create ``contacts`` (from :func:`new_contact`) and return their ids in order. The one writer of
+    new contacts: :func:`create_contact` calls it with one, imports with hundreds.
 
     Each kind of row (contacts, emails, phones, addresses, tags, owners, history with the creation
     snapshot and consent proofs, name tokens) is written with one statement for the whole list, with
@@ -696,24 +746,21 @@ def insert_contacts(
     once, only when a plugin implements it) or, for an ``import_batch``, ``contacts_imported`` (their
     ids); ``fire_events=False`` (dry runs) leaves them out.
     """
-    if not cleans:
+    if not contacts:
         return []
     with transaction():
         now = utcnow()
-        numbers = next_contact_numbers(len(cleans))
-        values = [contact_values(clean) for clean in cleans]
+        numbers = next_contact_numbers(len(contacts))
         creator = user_id_of(user)
+        common = {
+            "created_by_id": creator,
+            "import_batch": import_batch,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
         rows = [
-            {
-                **row,
-                "number": number,
-                "created_by_id": creator,
-                "import_batch": import_batch,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for row, number in zip(values, numbers, strict=True)
+            {**new.values, **common, "number": number} for new, number in zip(contacts, numbers, strict=True)
         ]
         if len(rows) == 1:
             ids = [db.session.scalar(_INSERT_CONTACT, rows[0])]
@@ -727,28 +774,22 @@ def insert_contacts(
                 ).all()
             )
             ids = [id_of[number] for number in numbers]
-        tag_ids = resolve_tag_ids([name for clean in cleans for name in clean["tags"]], tag_cache)
+        tag_ids = resolve_tag_ids([name for new in contacts for name in new.clean["tags"]], tag_cache)
         tables = {"emails": ContactEmail, "phones": ContactPhone, "addresses": ContactAddress}
         children: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
         tag_rows, owner_rows, history_rows, token_rows = [], [], [], []
-        for clean, contact_id in zip(cleans, ids, strict=True):
-            for name, items in child_values(clean).items():
-                children[name].extend(
-                    {**item, "contact_id": contact_id, "position": position}
-                    for position, item in enumerate(items)
-                )
+        for new, contact_id in zip(contacts, ids, strict=True):
+            for name, items in new.children.items():
+                children[name].extend({**item, "contact_id": contact_id} for item in items)
+            clean = new.clean
             tags = dict(tag_ids[tag_key(name)] for name in clean["tags"])  # id -> stored name
             tag_rows.extend({"contact_id": contact_id, "tag_id": tag_id} for tag_id in tags)
             owner_rows.extend({"contact_id": contact_id, "user_id": owner} for owner in clean["owners"])
-            ref = SimpleNamespace(id=contact_id, version=1)
-            snapshot = creation_snapshot(clean, list(tags.values()))
-            history_rows.extend(history.entry_rows(ref, "create", user, source, snapshot=snapshot))
-            consents = history.consent_changes({}, snapshot)
-            if consents:
-                history_rows.extend(history.entry_rows(ref, "consent", user, source, consents))
-            token_rows.extend(
-                search_index.token_rows(contact_id, clean["first_name"], clean["last_name"], clean["name"])
+            new.snapshot["tags"] = sorted(tags.values())
+            history_rows.extend(
+                history.creation_rows(contact_id, new.snapshot, new.consents, creator, source, now)
             )
+            token_rows.extend({"token": token, "contact_id": contact_id} for token in new.tokens)
         for name, model in tables.items():
             insert_rows(model.__table__, children[name])
         insert_rows(contact_tags, tag_rows)

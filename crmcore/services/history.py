@@ -81,6 +81,25 @@ def entry_rows(
     return [{**base, "field": None, "old": None, "new": snapshot}]
 
 
+def creation_rows(
+    contact_id: int,
+    snapshot: Mapping[str, Any],
+    consents: Mapping[str, tuple[Any, Any]],
+    user_id: int | None,
+    source: str,
+    at: Any,
+) -> list[dict[str, Any]]:
+    """The rows of a new contact's "create" entry (``snapshot``) and of its consent proofs, as
+    :func:`entry_rows` gives them, for writers of thousands of contacts a second."""
+    base = {"contact_id": contact_id, "user_id": user_id, "source": source, "at": at, "revision": 1}
+    rows = [{**base, "action": "create", "field": None, "old": None, "new": snapshot}]
+    rows.extend(
+        {**base, "action": "consent", "field": key, "old": old, "new": new}
+        for key, (old, new) in consents.items()
+    )
+    return rows
+
+
 def entries(contact_id: int, limit: int = 500, before_id: int | None = None) -> list[HistoryEntry]:
     query = select(HistoryEntry).where(HistoryEntry.contact_id == contact_id)
     if before_id:

@@ -28,17 +28,22 @@ MAX_TOKEN = 254
 _NUMBER = re.compile(r"^(?:c-?)?0*(\d{1,12})$")
 
 
-def token_rows(
-    contact_id: int, first_name: str | None, last_name: str | None, name: str | None
-) -> list[dict[str, object]]:
-    """The search token rows of a contact: the folded words of its names (and of their hyphenated parts)."""
+def name_tokens(first_name: str | None, last_name: str | None, name: str | None) -> list[str]:
+    """The search tokens of a contact: the folded words of its names (and of their hyphenated parts)."""
     tokens: set[str] = set()
     for text in (first_name, last_name, name):
         for word in words(text):
             tokens.add(word[:MAX_TOKEN])
             if "-" in word:  # "Müller-Durand" is found by "durand" too
                 tokens.update(part[:MAX_TOKEN] for part in word.split("-") if part)
-    return [{"token": token, "contact_id": contact_id} for token in tokens]
+    return sorted(tokens)
+
+
+def token_rows(
+    contact_id: int, first_name: str | None, last_name: str | None, name: str | None
+) -> list[dict[str, object]]:
+    """The rows of :func:`name_tokens` for ``contact_id``."""
+    return [{"token": token, "contact_id": contact_id} for token in name_tokens(first_name, last_name, name)]
 
 
 def reindex(contacts: Iterable[Contact]) -> None:
