@@ -122,8 +122,17 @@ class _Row:
     error: str | None = None
     #: Nothing to import (every cell empty).
     empty: bool = False
-    #: A creation, validated, its rows ready (:func:`~crmcore.services.contacts.new_contact`).
+    #: A creation, validated, its rows ready (:func:`~crmcore.services.contacts.new_contact`); ``data``
+    #: is not needed any more then (and not carried from the reading process).
     new: svc.NewContact | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.new.clean["kind"] if self.new is not None else self.data.get("kind") or "person"
+
+    @property
+    def organization_id(self) -> int | None:
+        return self.new.clean["organization_id"] if self.new is not None else self.data.get("organization_id")
 
 
 class Importer:
@@ -274,6 +283,7 @@ class Importer:
         try:
             row.notes = [notes_svc.check_note(note) for note in row.notes]
             row.new = svc.new_contact(svc.prepare_contact(_for_creation(row.data), self.user, self.cache))
+            row.data = {}
         except ValidationError as exc:
             row.error = _reason(exc, row.record.sources, notes=True)
 
@@ -369,13 +379,14 @@ class Importer:
     def _create_one(self, row: _Row) -> None:
         try:
             with savepoint():
-                contact = svc.create_contact(
-                    _for_creation(row.data),
+                (contact_id,) = svc.write_contacts(
+                    [row.new],  # type: ignore[list-item]
                     self.user,
                     self.options.source,
                     import_batch=self.batch_id,
-                    cache=self.cache,
+                    tag_cache=self.tag_cache,
                 )
+                contact = db.session.get(Contact, contact_id)
                 notes_svc.add_notes(
                     [(contact, note) for note in row.notes], "internal", self.user, self.options.source
                 )
@@ -519,10 +530,7 @@ class Importer:
         named = [
             row
             for row in rows
-            if row.organization
-            and not row.error
-            and row.data.get("organization_id") is None
-            and row.data.get("kind", "person") == "person"
+            if row.organization and not row.error and row.organization_id is None and row.kind == "person"
         ]
         if not named:
             return
@@ -572,10 +580,10 @@ class Importer:
             key = fold(row.organization)[:400]  # type: ignore[arg-type]
             if key in failed:
                 row.error = failed[key]
+            elif row.new is not None:
+                row.new.link_organization(self.organizations[key])
             else:
                 row.data["organization_id"] = self.organizations[key]
-                if row.new is not None:
-                    row.new.link_organization(row.data["organization_id"])
 
     def _drop_unused_organizations(self) -> None:
         unused = [i for i in self._new_organizations if i not in self._used_organizations]

@@ -686,21 +686,18 @@ class NewContact:
     values: dict[str, Any]
     children: dict[str, list[dict[str, Any]]]
     tokens: list[str]
-    #: The new value of the "create" history entry, but its tags (their stored names).
-    snapshot: dict[str, Any]
     consents: dict[str, tuple[bool | None, bool]]
 
     def link_organization(self, organization_id: int) -> None:
         """Make the person a member of ``organization_id`` (an organization known to be live)."""
         self.clean["organization_id"] = organization_id
         self.values["organization_id"] = organization_id
-        self.snapshot["organization_id"] = organization_id
 
 
 def new_contact(clean: dict[str, Any]) -> NewContact:
     """What :func:`insert_contacts` writes for ``clean``, ids apart: computed without the database, so
-    that an import can compute it in the process that reads its file (interchange/read_ahead.py)."""
-    snapshot = creation_snapshot(clean, [])
+    that an import can compute it in the process that reads its file (interchange/read_ahead.py).
+    (The history snapshot is not part of it: it costs less to build than to carry to another process.)"""
     return NewContact(
         clean=clean,
         values=contact_values(clean),
@@ -709,8 +706,7 @@ def new_contact(clean: dict[str, Any]) -> NewContact:
             for name, items in child_values(clean).items()
         },
         tokens=search_index.name_tokens(clean["first_name"], clean["last_name"], clean["name"]),
-        snapshot=snapshot,
-        consents=history.consent_changes({}, snapshot),
+        consents=history.consent_changes({}, clean),
     )
 
 
@@ -785,9 +781,9 @@ def write_contacts(
             tags = dict(tag_ids[tag_key(name)] for name in clean["tags"])  # id -> stored name
             tag_rows.extend({"contact_id": contact_id, "tag_id": tag_id} for tag_id in tags)
             owner_rows.extend({"contact_id": contact_id, "user_id": owner} for owner in clean["owners"])
-            new.snapshot["tags"] = sorted(tags.values())
+            snapshot = creation_snapshot(clean, list(tags.values()))
             history_rows.extend(
-                history.creation_rows(contact_id, new.snapshot, new.consents, creator, source, now)
+                history.creation_rows(contact_id, snapshot, new.consents, creator, source, now)
             )
             token_rows.extend({"token": token, "contact_id": contact_id} for token in new.tokens)
         for name, model in tables.items():
