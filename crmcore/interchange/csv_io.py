@@ -323,6 +323,7 @@ class RowConverter:
         self.columns = [c for c in columns if c.field]
         self.width = len(columns)
         self.context = context
+        self._sources: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         self.labels = {
             c.group: c
             for c in self.columns
@@ -342,7 +343,15 @@ class RowConverter:
             data, sources = self._convert(cells)
         except _CellError as exc:
             return ImportRecord(position, error=f"column {exc.header!r}: {exc}")
-        return ImportRecord(position, data=data, sources=sources)
+        # Rows filled alike have the same sources: one shared mapping (read only) instead of one per row,
+        # which also travels once per chunk to the process that writes (interchange/read_ahead.py).
+        key = tuple(sources.items())
+        shared = self._sources.get(key)
+        if shared is None:
+            shared = sources
+            if len(self._sources) < 1000:
+                self._sources[key] = sources
+        return ImportRecord(position, data=data, sources=shared)
 
     def _label_of(self, column: Column, cells: list[str]) -> str:
         label_column = self.labels.get(column.group)

@@ -519,7 +519,8 @@ class Importer:
             if not named and not data.get("name") and row.organization:
                 data["name"], row.organization = row.organization, None
                 if "organization" in row.record.sources:
-                    row.record.sources["name"] = row.record.sources["organization"]
+                    sources = row.record.sources  # shared by rows alike: changed as a copy
+                    row.record.sources = {**sources, "name": sources["organization"]}
             data["kind"] = "organization" if not named and data.get("name") else "person"
         if data["kind"] == "organization":
             row.organization = None
