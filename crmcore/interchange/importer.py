@@ -6,7 +6,10 @@ applies records and :func:`import_file` does both. :func:`revert_import` undoes 
 
 How records are applied
 -----------------------
-Records are taken in chunks (``chunk_size``, 500), one transaction per chunk. Within a chunk:
+Records are taken in chunks (``chunk_size``, 500), one transaction per chunk. Each chunk is first
+read (:meth:`Importer._read_chunk`: what each record holds and, in mode create, its validation and
+rows, :func:`~crmcore.services.contacts.new_contact`): the part that reads no stored contact, done a
+chunk ahead in a second process for large files (:mod:`crmcore.interchange.read_ahead`). Then:
 
 1. contacts to update are found at once on the natural key (``email``, ``phone``, ``number`` or
    ``external_id``), among the live contacts the user may see; a key matching two contacts rejects
@@ -14,11 +17,11 @@ Records are taken in chunks (``chunk_size``, 500), one transaction per chunk. Wi
 2. organizations named by records are found at once (same name, ignoring case and accents) and the
    missing ones created in bulk;
 3. each new contact is validated exactly as :func:`~crmcore.services.contacts.create_contact` does
-   (:func:`~crmcore.services.contacts.prepare_contact`, sharing one read of the lists and fields);
-   the valid ones are written together by :func:`~crmcore.services.contacts.insert_contacts` inside a
-   savepoint. If that batch fails (a plugin's ``contacts_imported`` raising, a database error), it is
-   rolled back and its records are created one by one, each in its own savepoint, so only the guilty
-   one is rejected;
+   (:func:`~crmcore.services.contacts.prepare_contact`, sharing one read of the lists and fields;
+   in mode create while reading, its organization set once found); the valid ones are written
+   together by :func:`~crmcore.services.contacts.write_contacts` inside a savepoint. If that batch
+   fails (a plugin's ``contacts_imported`` raising, a database error), it is rolled back and its
+   records are written one by one, each in its own savepoint, so only the guilty one is rejected;
 4. updates, and records with an ``after_save`` (vCards), go one by one through the usual services,
    each in a savepoint: a record is applied whole or rejected, never half-written;
 5. organizations created for records that were all rejected are removed before the commit.
