@@ -539,8 +539,9 @@ class Importer:
         if not named:
             return
         names: dict[str, str] = {}
-        for row in named:
-            names.setdefault(fold(row.organization)[:400], row.organization)  # type: ignore[arg-type]
+        keys = [fold(row.organization)[:400] for row in named]  # type: ignore[arg-type]
+        for row, key in zip(named, keys, strict=True):
+            names.setdefault(key, row.organization)  # type: ignore[arg-type]
         unknown = [key for key in names if key not in self.organizations]
         for start in range(0, len(unknown), 500):
             for contact_id, key in db.session.execute(
@@ -580,8 +581,7 @@ class Importer:
             if key in self.organizations:
                 contact_id = self.organizations[key]
                 self.cache.contacts[contact_id] = _Organization(contact_id)
-        for row in named:
-            key = fold(row.organization)[:400]  # type: ignore[arg-type]
+        for row, key in zip(named, keys, strict=True):
             if key in failed:
                 row.error = failed[key]
             elif row.new is not None:

@@ -776,7 +776,9 @@ def write_contacts(
         tag_rows, owner_rows, history_rows, token_rows = [], [], [], []
         for new, contact_id in zip(contacts, ids, strict=True):
             for name, items in new.children.items():
-                children[name].extend({**item, "contact_id": contact_id} for item in items)
+                for item in items:  # rows of this contact's own: completed where they are
+                    item["contact_id"] = contact_id
+                children[name].extend(items)
             clean = new.clean
             tags = dict(tag_ids[tag_key(name)] for name in clean["tags"])  # id -> stored name
             tag_rows.extend({"contact_id": contact_id, "tag_id": tag_id} for tag_id in tags)
