@@ -37,7 +37,6 @@ log = logging.getLogger("crmcore.import")
 
 T = TypeVar("T")
 MIN_SIZE = 1 << 20
-SETTINGS = ("auto", "on", "off")
 FORMATS = ("csv", "json")
 
 #: The pools of the parent's connections, kept alive in the copy (see :func:`_leave_parent_connections`).
@@ -46,7 +45,7 @@ _inherited: list[Any] = []
 
 def wanted(format: str, size: int | None) -> bool:
     """Whether an import of ``format`` of ``size`` bytes (None: unknown) reads ahead."""
-    setting = str(current_app.config.get("IMPORT_READ_AHEAD", "auto")).lower()
+    setting = current_app.config.get("IMPORT_READ_AHEAD", "auto")  # checked by config: auto, on, off
     if setting == "off" or format not in FORMATS:
         return False
     if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
