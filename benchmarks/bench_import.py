@@ -132,6 +132,9 @@ def main() -> int:
     )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true", help="cProfile the import, print the top functions")
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="records per transaction (default: the importer's)"
+    )
     args = parser.parse_args()
 
     from crmcore import create_app
@@ -167,7 +170,12 @@ def main() -> int:
                 if profiler:
                     profiler.enable()
                 report = import_file(
-                    stream, None, ImportOptions(), progress, file_name=source.name, size=source.stat().st_size
+                    stream,
+                    None,
+                    ImportOptions(**({"chunk_size": args.chunk_size} if args.chunk_size else {})),
+                    progress,
+                    file_name=source.name,
+                    size=source.stat().st_size,
                 )
                 if profiler:
                     profiler.disable()
