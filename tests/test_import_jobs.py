@@ -119,6 +119,7 @@ def test_queued_says_waiting_for_a_worker_then_the_worker_runs_it(browser, queue
 
 
 def test_a_failure_in_the_worker_says_why_and_what_was_kept(browser, queued, monkeypatch):
+    monkeypatch.setattr(importer, "CHUNK_SIZE", 500)
     real = importer.Importer._apply_chunk
     chunks = {"n": 0}
 
@@ -159,6 +160,7 @@ def test_a_failure_in_the_worker_says_why_and_what_was_kept(browser, queued, mon
 def test_a_chunk_failing_after_its_rows_were_written_keeps_none_of_them(browser, queued, monkeypatch):
     # The rows of the second chunk are inserted (in a savepoint), then writing its batch items fails:
     # the whole chunk is rolled back, on SQLite as on PostgreSQL.
+    monkeypatch.setattr(importer, "CHUNK_SIZE", 500)
     real = importer.Importer._drop_unused_organizations
     chunks = {"n": 0}
 

@@ -36,7 +36,7 @@ from crmcore.models import (
     utcnow,
 )
 from crmcore.services import access, history, reference, search_index
-from crmcore.services.bulk_insert import insert_rows
+from crmcore.services.bulk_insert import insert_tuples
 from crmcore.services.fields import EMAIL_RE, URL_RE, clean_custom
 from crmcore.services.numbering import next_contact_numbers
 from crmcore.services.phones import InvalidPhone, national_digits, to_e164
@@ -678,35 +678,77 @@ def create_contacts(
 _INSERT_CONTACT = insert(Contact.__table__).returning(Contact.__table__.c.id)
 
 
+#: The columns of a new contact's row (:attr:`NewContact.row`), then what :func:`write_contacts` adds.
+CONTACT_ROW = tuple(key for key in (*CLEAN_COLUMNS, "display_name", "sort_key") if key != "organization_id")
+_CONTACT_KEYS = (
+    *CONTACT_ROW,
+    "organization_id",
+    "number",
+    "created_by_id",
+    "import_batch",
+    "version",
+    "created_at",
+    "updated_at",
+)
+#: The columns of the rows of :attr:`NewContact.children`, after the contact's id.
+CHILD_ROWS = {
+    "emails": (*EMAIL_COLUMNS, "position"),
+    "phones": (*PHONE_COLUMNS, "position"),
+    "addresses": (*ADDRESS_COLUMNS, "position"),
+}
+_CHILD_TABLES = {
+    "emails": ContactEmail.__table__,
+    "phones": ContactPhone.__table__,
+    "addresses": ContactAddress.__table__,
+}
+
+
 @dataclass(slots=True)
 class NewContact:
-    """The rows of a validated creation that need no database (see :func:`new_contact`)."""
+    """A validated creation, as rows: everything :func:`write_contacts` stores but the ids, the
+    number and the tags' stored names. Computed without the database (:func:`new_contact`), in
+    plain tuples and bytes, so that an import computes it in the process reading the file and hands
+    it over cheaply (interchange/read_ahead.py)."""
 
-    clean: dict[str, Any]
-    values: dict[str, Any]
-    children: dict[str, list[dict[str, Any]]]
+    kind: str
+    organization_id: int | None
+    #: The values of :data:`CONTACT_ROW`.
+    row: tuple[Any, ...]
+    #: Email, phone and address rows: the values of :data:`CHILD_ROWS`.
+    children: dict[str, list[tuple[Any, ...]]]
+    tags: list[str]
+    owners: list[int]
     tokens: list[str]
     consents: dict[str, tuple[bool | None, bool]]
+    #: The JSON of the creation snapshot (:func:`creation_snapshot`) but its organization and tags.
+    snapshot: bytes
 
     def link_organization(self, organization_id: int) -> None:
         """Make the person a member of ``organization_id`` (an organization known to be live)."""
-        self.clean["organization_id"] = organization_id
-        self.values["organization_id"] = organization_id
+        self.organization_id = organization_id
 
 
 def new_contact(clean: dict[str, Any]) -> NewContact:
-    """What :func:`insert_contacts` writes for ``clean``, ids apart: computed without the database, so
-    that an import can compute it in the process that reads its file (interchange/read_ahead.py).
-    (The history snapshot is not part of it: it costs less to build than to carry to another process.)"""
+    """What :func:`write_contacts` writes for ``clean`` (from :func:`prepare_contact`), ids apart."""
+    values = contact_values(clean)
+    children = child_values(clean)
+    snapshot = creation_snapshot(clean, [])
+    del snapshot["organization_id"], snapshot["tags"]
     return NewContact(
-        clean=clean,
-        values=contact_values(clean),
+        kind=clean["kind"],
+        organization_id=clean["organization_id"],
+        row=tuple(values[key] for key in CONTACT_ROW),
         children={
-            name: [{**item, "position": position} for position, item in enumerate(items)]
-            for name, items in child_values(clean).items()
+            name: [
+                (*(item[key] for key in keys[:-1]), position) for position, item in enumerate(children[name])
+            ]
+            for name, keys in CHILD_ROWS.items()
         },
+        tags=clean["tags"],
+        owners=clean["owners"],
         tokens=search_index.name_tokens(clean["first_name"], clean["last_name"], clean["name"]),
         consents=history.consent_changes({}, clean),
+        snapshot=history.snapshot_json(snapshot),
     )
 
 
@@ -748,52 +790,45 @@ def write_contacts(
         now = utcnow()
         numbers = next_contact_numbers(len(contacts))
         creator = user_id_of(user)
-        common = {
-            "created_by_id": creator,
-            "import_batch": import_batch,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
+        common = (creator, import_batch, 1, now, now)
         rows = [
-            {**new.values, **common, "number": number} for new, number in zip(contacts, numbers, strict=True)
+            (*new.row, new.organization_id, number, *common)
+            for new, number in zip(contacts, numbers, strict=True)
         ]
         if len(rows) == 1:
-            ids = [db.session.scalar(_INSERT_CONTACT, rows[0])]
+            ids = [db.session.scalar(_INSERT_CONTACT, dict(zip(_CONTACT_KEYS, rows[0], strict=True)))]
         else:
             # On SQLite, one INSERT per row then a read of the ids by number is faster than RETURNING,
             # which becomes statements of hundreds of rows' values that SQLite parses one by one.
-            insert_rows(Contact.__table__, rows)
+            insert_tuples(Contact.__table__, _CONTACT_KEYS, rows)
             id_of = dict(
                 db.session.execute(
                     select(Contact.number, Contact.id).where(Contact.number.in_(numbers))
                 ).all()
             )
             ids = [id_of[number] for number in numbers]
-        tag_ids = resolve_tag_ids([name for new in contacts for name in new.clean["tags"]], tag_cache)
-        tables = {"emails": ContactEmail, "phones": ContactPhone, "addresses": ContactAddress}
-        children: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
+        tag_ids = resolve_tag_ids([name for new in contacts for name in new.tags], tag_cache)
+        children: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CHILD_ROWS}
         tag_rows, owner_rows, history_rows, token_rows = [], [], [], []
         for new, contact_id in zip(contacts, ids, strict=True):
             for name, items in new.children.items():
-                for item in items:  # rows of this contact's own: completed where they are
-                    item["contact_id"] = contact_id
-                children[name].extend(items)
-            clean = new.clean
-            tags = dict(tag_ids[tag_key(name)] for name in clean["tags"])  # id -> stored name
-            tag_rows.extend({"contact_id": contact_id, "tag_id": tag_id} for tag_id in tags)
-            owner_rows.extend({"contact_id": contact_id, "user_id": owner} for owner in clean["owners"])
-            snapshot = creation_snapshot(clean, list(tags.values()))
+                children[name].extend((contact_id, *item) for item in items)
+            tags = dict(tag_ids[tag_key(name)] for name in new.tags)  # id -> stored name
+            tag_rows.extend((contact_id, tag_id) for tag_id in tags)
+            owner_rows.extend((contact_id, owner) for owner in new.owners)
+            snapshot = history.completed_snapshot(
+                new.snapshot, {"organization_id": new.organization_id, "tags": sorted(tags.values())}
+            )
             history_rows.extend(
                 history.creation_rows(contact_id, snapshot, new.consents, creator, source, now)
             )
-            token_rows.extend({"token": token, "contact_id": contact_id} for token in new.tokens)
-        for name, model in tables.items():
-            insert_rows(model.__table__, children[name])
-        insert_rows(contact_tags, tag_rows)
-        insert_rows(contact_owners, owner_rows)
-        insert_rows(HistoryEntry.__table__, history_rows)
-        insert_rows(SearchToken.__table__, token_rows)
+            token_rows.extend((token, contact_id) for token in new.tokens)
+        for name, table in _CHILD_TABLES.items():
+            insert_tuples(table, ("contact_id", *CHILD_ROWS[name]), children[name])
+        insert_tuples(contact_tags, ("contact_id", "tag_id"), tag_rows)
+        insert_tuples(contact_owners, ("contact_id", "user_id"), owner_rows)
+        insert_tuples(HistoryEntry.__table__, history.CREATION_KEYS, history_rows)
+        insert_tuples(SearchToken.__table__, ("token", "contact_id"), token_rows)
         if not fire_events:
             return ids
         if import_batch is not None:
@@ -821,7 +856,6 @@ def write_contacts(
 def creation_snapshot(clean: dict[str, Any], tag_names: list[str]) -> dict[str, Any]:
     """What :func:`~crmcore.services.serialize.audited_state` gives for the contact ``clean`` creates
     (tags by their stored names), without building the contact: the new value of its "create" entry."""
-    # The clean state is not used again: its lists go into the snapshot as they are.
     snapshot = {field: clean[field] for field in CLEAN_COLUMNS}
     snapshot["birthday"] = clean["birthday"].isoformat() if clean["birthday"] else None
     snapshot["emails"] = clean["emails"]

@@ -11,7 +11,7 @@
 Progress: a file up to ``CRM_IMPORT_INLINE_SIZE`` bytes (1 MiB) is imported within the request; a bigger
 one on the job queue when one is configured (``CRM_CELERY_BROKER_URL``: ``queued`` until a worker takes
 it), else in a background thread of the web process (:mod:`crmcore.interchange.runs`). Whoever runs it
-writes its progress to ``<token>.json`` after each chunk of 500 records. The page polls
+writes its progress to ``<token>.json`` after each chunk of records (2,000). The page polls
 ``/contacts/import/<token>/status`` (or reloads itself without JavaScript). The uploaded file is deleted
 after a real run; the files of a wizard are deleted after a day.
 """
