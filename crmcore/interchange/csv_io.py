@@ -329,6 +329,12 @@ class RowConverter:
             for c in self.columns
             if c.field in ("email_label", "phone_label", "address_label") and c.group
         }
+        # What each column is, worked out once rather than for each of its cells.
+        self._plan = [
+            (column, _column_kind(column.field), *column.field.partition(".")[::2])
+            for column in self.columns
+            if column.field not in ("email_label", "phone_label", "address_label")
+        ]
 
     def record(self, position: int, cells: list[str]) -> ImportRecord:
         extra = [cell for cell in cells[self.width :] if cell.strip()]
@@ -367,57 +373,53 @@ class RowConverter:
         addresses: dict[tuple[str, str], dict[str, str]] = {}
         address_sources: dict[tuple[str, str], str] = {}
         extras: dict[str, str] = {}
-        for column in self.columns:
-            if column.index >= len(cells):
+        width = len(cells)
+        for column, kind, head, rest in self._plan:
+            if column.index >= width:
                 continue
             value = _unescape_formula(cells[column.index].strip())
             if not value:
                 continue
             field, header = column.field, column.header
-            head, _, rest = field.partition(".")
-            if field in ("email_label", "phone_label", "address_label"):
-                continue
-            if field == "email" or head == "email":
+            if kind == "scalar":
+                if field not in data:
+                    data[field] = self._scalar(field, value, header)
+                    sources[field] = header
+            elif kind == "email":
                 label = rest or _EMAIL_LABELS.get(
                     self._label_of(column, cells), "other" if column.group else "work"
                 )
                 emails.extend((address, label, header) for address in _LIST_SPLIT.split(value) if address)
-            elif field in ("phone", "mobile") or head == "phone":
-                kind = rest or ("mobile" if field == "mobile" else "work")
+            elif kind == "phone":
+                phone_kind = rest or ("mobile" if field == "mobile" else "work")
                 if not rest and column.group:
-                    kind = self._phone_type(self._label_of(column, cells), kind)
-                phones.extend((number, kind, header) for number in _PHONE_SPLIT.split(value) if number)
-            elif field in ADDRESS_PARTS or head == "address":
+                    phone_kind = self._phone_type(self._label_of(column, cells), phone_kind)
+                phones.extend((number, phone_kind, header) for number in _PHONE_SPLIT.split(value) if number)
+            elif kind == "address":
                 if head == "address":
-                    kind, _, part = rest.partition(".")
+                    address_kind, _, part = rest.partition(".")
                 else:
-                    kind, part = "main", field
+                    address_kind, part = "main", field
                     if column.group:
-                        kind = _ADDRESS_LABELS.get(self._label_of(column, cells), "main")
-                key = (kind, column.group)
+                        address_kind = _ADDRESS_LABELS.get(self._label_of(column, cells), "main")
+                key = (address_kind, column.group)
                 addresses.setdefault(key, {}).setdefault(part, value)
                 address_sources.setdefault(key, header)
-            elif field == "tags":
+            elif kind == "tags":
                 tags = data.setdefault("tags", [])
                 for tag in _TAG_SPLIT.split(value):
                     tag = tag.strip()
                     if tag and fold(tag.lstrip("* ")) != "mycontacts":
                         tags.append(tag.lstrip("* ").strip())
                 sources.setdefault("tags", header)
-            elif field == "notes":
+            elif kind == "notes":
                 data.setdefault("notes", []).append(value)
-            elif head == "custom":
-                data.setdefault("custom", {}).setdefault(rest, value)
+            elif kind in ("custom", "social"):
+                data.setdefault(kind, {}).setdefault(rest, value)
                 sources.setdefault(field, header)
-            elif head == "social":
-                data.setdefault("social", {}).setdefault(rest, value)
-                sources.setdefault(field, header)
-            elif field in ("full_name", "birth_year", "birth_month", "birth_day"):
+            else:  # "extra": parts of a name or a birthday, put together below
                 extras.setdefault(field, value)
                 sources.setdefault("birthday" if field.startswith("birth") else field, header)
-            elif field not in data:
-                data[field] = self._scalar(field, value, header)
-                sources[field] = header
         self._names(data, extras, sources)
         self._birthday(data, extras)
         if emails:
@@ -510,6 +512,24 @@ class RowConverter:
             data["birthday"] = dt.date(*(int(p or "") for p in parts)).isoformat()
         except ValueError:
             raise _CellError(header, f"{'-'.join(p or '' for p in parts)} is not a date") from None
+
+
+def _column_kind(field: str) -> str:
+    """How :meth:`RowConverter._convert` reads the cells of a column mapped to ``field``."""
+    head = field.partition(".")[0]
+    if field == "email" or head == "email":
+        return "email"
+    if field in ("phone", "mobile") or head == "phone":
+        return "phone"
+    if field in ADDRESS_PARTS or head == "address":
+        return "address"
+    if field in ("tags", "notes"):
+        return field
+    if head in ("custom", "social"):
+        return head
+    if field in ("full_name", "birth_year", "birth_month", "birth_day"):
+        return "extra"
+    return "scalar"
 
 
 class _CellError(ValueError):

@@ -24,6 +24,7 @@ from crmcore.interchange.csv_io import write_rows
 from crmcore.interchange.headers import ADDRESS_PARTS
 from crmcore.models import Contact, User
 from crmcore.services import lookups
+from crmcore.services.collector import bulk_iteration
 from crmcore.services.contact_query import list_contacts
 from crmcore.services.fields import all_fields
 from crmcore.services.serialize import contact_to_dict
@@ -155,11 +156,15 @@ def export_csv(user: User | None = None, bom: bool = True, **filters: Any) -> It
             for contact in page:
                 yield csv_row(contact, header, names)
 
-    return write_rows(header, rows(), bom=bom)
+    return bulk_iteration(write_rows(header, rows(), bom=bom))
 
 
 def export_json(user: User | None = None, **filters: Any) -> Iterator[str]:
     """A JSON array of contacts in the API's shape, one contact per line."""
+    return bulk_iteration(_json_chunks(user, **filters))
+
+
+def _json_chunks(user: User | None = None, **filters: Any) -> Iterator[str]:
     yield "["
     first = True
     for contact in iter_contacts(user, **filters):
@@ -171,7 +176,7 @@ def export_json(user: User | None = None, **filters: Any) -> Iterator[str]:
 def export_vcf(user: User | None = None, version: str = "3.0", **filters: Any) -> Iterator[str]:
     from crmcore.interchange.vcard import write_cards
 
-    return write_cards(iter_contacts(user, **filters), version)
+    return bulk_iteration(write_cards(iter_contacts(user, **filters), version))
 
 
 def export(format: str, user: User | None = None, **filters: Any) -> Iterator[str]:

@@ -34,8 +34,6 @@ cells change nothing.
 
 from __future__ import annotations
 
-import dataclasses
-import gc
 import io
 import json
 import logging
@@ -63,7 +61,7 @@ from crmcore.models import (
     User,
     utcnow,
 )
-from crmcore.services import access, lookups
+from crmcore.services import access, collector, lookups
 from crmcore.services import contacts as svc
 from crmcore.services import notes as notes_svc
 from crmcore.services.bulk_insert import insert_rows
@@ -85,8 +83,6 @@ MAX_WARNINGS = 1000
 #: every index page its chunk touched: 2,000 records write a quarter of the pages 500 would, for
 #: a lock held a third of a second and progress reported as often.
 CHUNK_SIZE = 2000
-#: New containers between two collections of the youngest generation during an import (see _process).
-IMPORT_GC_THRESHOLD = 50_000
 
 Progress = Callable[[int, ImportReport], None]
 
@@ -219,23 +215,13 @@ class Importer:
         self.report.batch = self.batch_id
 
     def _process(self, records: Iterable[ImportRecord]) -> None:
-        # An import makes many short-lived objects: the collector's full passes would walk every object
-        # of the application (models, metadata, locale data) again and again. Freezing what exists now
-        # leaves them out; unfreezing gives them back (nothing is kept alive longer). And a chunk's rows
-        # live until it is written, so with the default threshold (700 new containers) the collector
-        # walks each of them several times while they are all still alive: ~10% of an import's time.
-        # Rows hold no cycles; a higher threshold still collects the few that other code makes.
-        gc.freeze()
-        thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], IMPORT_GC_THRESHOLD), *thresholds[1:])
         chunks = self._read(records)
-        try:
-            for rows in chunks:
-                self._chunk(rows)
-        finally:
-            chunks.close()  # a second process reading ahead stops now, not when collected
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
+        with collector.bulk_work():  # (the process reading ahead is forked inside: it inherits it)
+            try:
+                for rows in chunks:
+                    self._chunk(rows)
+            finally:
+                chunks.close()  # a second process reading ahead stops now, not when collected
 
     def _read(self, records: Iterable[ImportRecord]) -> Iterator[list[_Row]]:
         """Chunks of rows read and, for creations, validated: here, or ahead in a second process
@@ -277,7 +263,7 @@ class Importer:
         for record in records:
             data = dict(record.data or {})
             # The row holds the data from now on (once, when it travels to another process).
-            row = _Row(dataclasses.replace(record, data=None), data)
+            row = _Row(_without_data(record), data)
             rows.append(row)
             if record.error:
                 row.error = record.error
@@ -289,10 +275,11 @@ class Importer:
             notes = data.pop("notes", None)
             row.notes = [notes] if isinstance(notes, str) else [n for n in notes or [] if _text(n)]
             row.number = _text(data.get("number"))
-            row.keys = self._keys(row)
-            if self.options.mode == "create":
+            if self.options.mode == "create":  # nothing to match: no natural keys to compute
                 self._settle_kind(row)
                 self._prepare(row)
+            else:
+                row.keys = self._keys(row)
         return rows
 
     def _prepare(self, row: _Row) -> None:
@@ -667,6 +654,13 @@ def _chunks(records: Iterable[ImportRecord], size: int) -> Iterator[list[ImportR
             chunk = []
     if chunk:
         yield chunk
+
+
+def _without_data(record: ImportRecord) -> ImportRecord:
+    # dataclasses.replace, without its look at the fields: once per record of an import.
+    return ImportRecord(
+        record.position, None, record.error, record.after_save, record.warnings, record.sources
+    )
 
 
 def _text(value: Any) -> str | None:

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from flask import current_app
@@ -142,6 +143,9 @@ class ValidationCache:
         #: Contacts that links (organization, reports-to) may point to, known to exist: the importer
         #: puts the organizations it found or created here (``id``, ``kind``, ``deleted_at`` suffice).
         self.contacts: dict[int, Any] = {}
+        self.hooks = plugin_host().hook
+        self.default_visibility = current_app.config.get("DEFAULT_VISIBILITY") or "public_read"
+        self.default_country = current_app.config.get("DEFAULT_COUNTRY")
 
 
 class _Cleaner:
@@ -199,13 +203,13 @@ class _Cleaner:
             self.error("status", f"must be one of: {', '.join(STATUSES)}")
         out["status"] = status
         out["is_supplier"] = bool(s.get("is_supplier"))
-        visibility = s.get("visibility") or current_app.config.get("DEFAULT_VISIBILITY") or "public_read"
+        visibility = s.get("visibility") or self.cache.default_visibility
         if visibility not in VISIBILITIES:
             self.error("visibility", f"must be one of: {', '.join(VISIBILITIES)}")
         out["visibility"] = visibility
         out["do_not_email"] = bool(s.get("do_not_email"))
         out["notify_owners"] = bool(s.get("notify_owners"))
-        region = out["country"] or current_app.config.get("DEFAULT_COUNTRY")
+        region = out["country"] or self.cache.default_country
         out["emails"] = self._emails(s.get("emails") or [])
         out["phones"] = self._phones(s.get("phones") or [], region)
         out["addresses"] = self._addresses(s.get("addresses") or [])
@@ -489,7 +493,7 @@ def _validate(
     if not errors:
         # Plugins see the record exactly as it will be stored.
         preview = {**clean, "birthday": clean["birthday"].isoformat() if clean["birthday"] else None}
-        for problems in plugin_host().hook.contact_validate(data=preview, contact=contact, user=user):
+        for problems in cache.hooks.contact_validate(data=preview, contact=contact, user=user):
             for problem in [problems] if isinstance(problems, (Problem, str)) else problems or []:
                 if isinstance(problem, Problem):
                     errors.setdefault(problem.field or "_record", []).append(problem.message)
@@ -538,6 +542,12 @@ CLEAN_COLUMNS = (
 EMAIL_COLUMNS = ("address", "address_key", "domain", "label", "primary", "accepts_email")
 PHONE_COLUMNS = ("number", "e164", "national", "type", *history.CONSENT_FLAGS)
 ADDRESS_COLUMNS = ("kind", "street", "street2", "postal_code", "city", "region", "country")
+#: The columns of the rows of :attr:`NewContact.children`, after the contact's id (see child_rows).
+CHILD_ROWS = {
+    "emails": (*EMAIL_COLUMNS, "position"),
+    "phones": (*PHONE_COLUMNS, "position"),
+    "addresses": (*ADDRESS_COLUMNS, "position"),
+}
 
 
 def contact_values(clean: dict[str, Any]) -> dict[str, Any]:
@@ -557,20 +567,42 @@ def contact_values(clean: dict[str, Any]) -> dict[str, Any]:
 
 def child_values(clean: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The email, phone and address rows of a clean state (without contact id and position)."""
-    emails = [
-        {**e, "address_key": e["address"].lower(), "domain": e["address"].rsplit("@", 1)[1].lower()}
-        for e in clean["emails"]
-    ]
     return {
-        "emails": [{key: e[key] for key in EMAIL_COLUMNS} for e in emails],
-        "phones": [
-            {
-                **{key: p[key] for key in PHONE_COLUMNS if key != "national"},
-                "national": national_digits(p["e164"]),
-            }
-            for p in clean["phones"]
+        name: [dict(zip(CHILD_ROWS[name][:-1], row[:-1], strict=True)) for row in rows]
+        for name, rows in child_rows(clean).items()
+    }
+
+
+def child_rows(clean: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """The email, phone and address rows of a clean state: the values of :data:`CHILD_ROWS`."""
+    return {
+        "emails": [
+            (
+                address,
+                address.lower(),
+                address.rsplit("@", 1)[1].lower(),
+                e["label"],
+                e["primary"],
+                e["accepts_email"],
+                position,
+            )
+            for position, e in enumerate(clean["emails"])
+            for address in (e["address"],)
         ],
-        "addresses": [{key: a[key] for key in ADDRESS_COLUMNS} for a in clean["addresses"]],
+        "phones": [
+            (
+                p["number"],
+                p["e164"],
+                national_digits(p["e164"]),
+                p["type"],
+                *map(p.__getitem__, history.CONSENT_FLAGS),
+                position,
+            )
+            for position, p in enumerate(clean["phones"])
+        ],
+        "addresses": [
+            (*map(a.__getitem__, ADDRESS_COLUMNS), position) for position, a in enumerate(clean["addresses"])
+        ],
     }
 
 
@@ -690,12 +722,7 @@ _CONTACT_KEYS = (
     "created_at",
     "updated_at",
 )
-#: The columns of the rows of :attr:`NewContact.children`, after the contact's id.
-CHILD_ROWS = {
-    "emails": (*EMAIL_COLUMNS, "position"),
-    "phones": (*PHONE_COLUMNS, "position"),
-    "addresses": (*ADDRESS_COLUMNS, "position"),
-}
+_contact_row = itemgetter(*CONTACT_ROW)
 _CHILD_TABLES = {
     "emails": ContactEmail.__table__,
     "phones": ContactPhone.__table__,
@@ -730,20 +757,13 @@ class NewContact:
 
 def new_contact(clean: dict[str, Any]) -> NewContact:
     """What :func:`write_contacts` writes for ``clean`` (from :func:`prepare_contact`), ids apart."""
-    values = contact_values(clean)
-    children = child_values(clean)
     snapshot = creation_snapshot(clean, [])
     del snapshot["organization_id"], snapshot["tags"]
     return NewContact(
         kind=clean["kind"],
         organization_id=clean["organization_id"],
-        row=tuple(values[key] for key in CONTACT_ROW),
-        children={
-            name: [
-                (*(item[key] for key in keys[:-1]), position) for position, item in enumerate(children[name])
-            ]
-            for name, keys in CHILD_ROWS.items()
-        },
+        row=_contact_row(contact_values(clean)),
+        children=child_rows(clean),
         tags=clean["tags"],
         owners=clean["owners"],
         tokens=search_index.name_tokens(clean["first_name"], clean["last_name"], clean["name"]),
