@@ -189,7 +189,7 @@ def contact_created(contact: Contact, user: User | None, source: str) -> None:
 def contacts_imported(contact_ids: Sequence[int], batch: str, user: User | None, source: str) -> None:
     """Notification: an import (``batch``, the import's id) created the contacts ``contact_ids``.
 
-    Called inside the transaction of each chunk of the import (up to a few hundred contacts, the
+    Called inside the transaction of each chunk of the import (up to 2,000 contacts, the
     organizations it created included), after the rows are written. Imports do not call
     :func:`contact_created`: reading every new contact once per implementation would cost an import
     more than writing it; an implementation reads the contacts it needs, with one query. Raising

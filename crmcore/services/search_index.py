@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -30,13 +31,18 @@ _NUMBER = re.compile(r"^(?:c-?)?0*(\d{1,12})$")
 
 def name_tokens(first_name: str | None, last_name: str | None, name: str | None) -> list[str]:
     """The search tokens of a contact: the folded words of its names (and of their hyphenated parts)."""
+    return sorted(_tokens_of(first_name).union(_tokens_of(last_name), _tokens_of(name)))
+
+
+@lru_cache(maxsize=16384)
+def _tokens_of(text: str | None) -> frozenset[str]:
+    # First names and last names repeat from contact to contact: imports ask for the same ones often.
     tokens: set[str] = set()
-    for text in (first_name, last_name, name):
-        for word in words(text):
-            tokens.add(word[:MAX_TOKEN])
-            if "-" in word:  # "Müller-Durand" is found by "durand" too
-                tokens.update(part[:MAX_TOKEN] for part in word.split("-") if part)
-    return sorted(tokens)
+    for word in words(text):
+        tokens.add(word[:MAX_TOKEN])
+        if "-" in word:  # "Müller-Durand" is found by "durand" too
+            tokens.update(part[:MAX_TOKEN] for part in word.split("-") if part)
+    return frozenset(tokens)
 
 
 def token_rows(
