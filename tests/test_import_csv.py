@@ -734,3 +734,22 @@ def test_api_import_preview_list_and_revert(app, api_client, make_user):
         content_type="multipart/form-data",
     )
     assert bad.status_code == 422 and "mode" in bad.json["errors"]
+
+
+def test_a_bad_address_part_names_its_own_column(app):
+    with app.app_context():
+        report = run(
+            "Last Name,Business Street,Business City,Business Country/Region\n"
+            "Good,1 rue Haute,Rennes,France\n"
+            "Nowhere,2 rue Basse,Atlantis,XX\n"
+        )
+        assert report.created == 1
+        (rejection,) = report.rejected
+        assert rejection.position == 3
+        # The address's country and the contact's (taken from it) came from the country column.
+        assert "addresses[0].country (column 'Business Country/Region')" in rejection.reason
+        assert "country (column 'Business Country/Region')" in rejection.reason.replace(
+            "addresses[0].country", ""
+        )
+        assert "Business Street" not in rejection.reason
+        assert person("Good").country == "FR"

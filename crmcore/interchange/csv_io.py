@@ -371,7 +371,8 @@ class RowConverter:
         emails: list[tuple[str, str, str]] = []
         phones: list[tuple[str, str, str]] = []
         addresses: dict[tuple[str, str], dict[str, str]] = {}
-        address_sources: dict[tuple[str, str], str] = {}
+        #: (kind, group) -> part -> the column it came from
+        address_sources: dict[tuple[str, str], dict[str, str]] = {}
         extras: dict[str, str] = {}
         width = len(cells)
         for column, kind, head, rest in self._plan:
@@ -403,8 +404,9 @@ class RowConverter:
                     if column.group:
                         address_kind = _ADDRESS_LABELS.get(self._label_of(column, cells), "main")
                 key = (address_kind, column.group)
-                addresses.setdefault(key, {}).setdefault(part, value)
-                address_sources.setdefault(key, header)
+                if part not in addresses.setdefault(key, {}):
+                    addresses[key][part] = value
+                    address_sources.setdefault(key, {})[part] = header
             elif kind == "tags":
                 tags = data.setdefault("tags", [])
                 for tag in _TAG_SPLIT.split(value):
@@ -439,13 +441,16 @@ class RowConverter:
                 if "country" in parts:
                     parts["country"] = _country(parts["country"])
                 data["addresses"].append({"kind": key[0], **parts})
-                sources[f"addresses[{index}]"] = address_sources[key]
-            country = next(
-                (a["country"] for a in data["addresses"] if len(a.get("country") or "") == 2), None
+                headers = address_sources[key]
+                sources[f"addresses[{index}]"] = next(iter(headers.values()))
+                # A part's own column, for a reason about that part ("addresses[0].country").
+                sources.update((f"addresses[{index}].{part}", header) for part, header in headers.items())
+            found = next(
+                (index for index, a in enumerate(data["addresses"]) if len(a.get("country") or "") == 2), None
             )
-            if country and "country" not in data:
-                data["country"] = country
-                sources.setdefault("country", sources[f"addresses[{0}]"])
+            if found is not None and "country" not in data:
+                data["country"] = data["addresses"][found]["country"]
+                sources.setdefault("country", sources[f"addresses[{found}].country"])
         return data, sources
 
     def _phone_type(self, label: str, default: str) -> str:
