@@ -9,7 +9,8 @@ How records are applied
 Records are taken in chunks (``chunk_size``, :data:`CHUNK_SIZE`), one transaction per chunk. Each
 chunk is first read (:meth:`Importer._read_chunk`: what each record holds and, in mode create, its
 validation and rows, :func:`~crmcore.services.contacts.new_contact`): the part that reads no stored
-contact, done a chunk ahead in a second process for large files (:mod:`crmcore.interchange.read_ahead`). Then:
+contact, done a chunk ahead in a second process for large files
+(:mod:`crmcore.interchange.read_ahead`). Then:
 
 1. contacts to update are found at once on the natural key (``email``, ``phone``, ``number`` or
    ``external_id``), among the live contacts the user may see; a key matching two contacts rejects
@@ -80,8 +81,8 @@ FORMATS = ("csv", "vcf", "json")
 MAX_LISTED = 1000
 MAX_WARNINGS = 1000
 #: Records per chunk (one transaction) when the options name no other size. Each commit writes out
-#: every index page its chunk touched: 2,000 records write a quarter of the pages 500 would, for
-#: a lock held a third of a second and progress reported as often.
+#: every index page its chunk touched: 2,000 records write about a quarter of the pages that four
+#: chunks of 500 would, and still hold the database's lock and report progress every third of a second.
 CHUNK_SIZE = 2000
 
 Progress = Callable[[int, ImportReport], None]
@@ -283,8 +284,8 @@ class Importer:
         return rows
 
     def _prepare(self, row: _Row) -> None:
-        """Validate a creation as create_contact does. Its organization, found or created later by
-        name, is set on the clean state then (it exists, is live and is an organization)."""
+        """Validate a creation as create_contact does and compute its rows. Its organization, found
+        or created later by name, is linked then (it exists, is live and is an organization)."""
         try:
             row.notes = [notes_svc.check_note(note) for note in row.notes]
             row.new = svc.new_contact(svc.prepare_contact(_for_creation(row.data), self.user, self.cache))

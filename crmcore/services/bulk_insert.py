@@ -2,8 +2,9 @@
 
 SQLAlchemy's executemany builds each row's parameters through the compiled statement (a dictionary
 per row, a type processor call per value): for an import, more time than SQLite takes to store the
-rows. On SQLite, :func:`insert_rows` (and :func:`insert_tuples`, for rows given as tuples) converts each column with its type's processor once looked up,
-then hands plain tuples to the driver — the values stored are exactly those SQLAlchemy would store.
+rows. On SQLite, :func:`insert_tuples` (and :func:`insert_rows`, for rows given as dictionaries)
+converts each column with its type's processor once looked up, then hands plain tuples to the
+driver — the values stored are exactly those SQLAlchemy would store.
 Other databases keep SQLAlchemy's own path, which batches rows into multi-row INSERTs there.
 """
 

@@ -76,7 +76,12 @@ def entry_rows(
         "at": utcnow(),
         "revision": revision if revision is not None else contact.version,
     }
-    return _rows(base, action, changes, snapshot)
+    if changes:
+        return [
+            {**base, "action": action, "field": field, "old": old, "new": new}
+            for field, (old, new) in changes.items()
+        ]
+    return [{**base, "action": action, "field": None, "old": None, "new": snapshot}]
 
 
 #: The columns of :func:`creation_rows`' rows.
@@ -110,21 +115,11 @@ def completed_snapshot(partial: bytes, more: Mapping[str, Any]) -> orjson.Fragme
     ready for a JSON column: it is stored as it is, not encoded again (the engine's serializer is
     orjson, see ``crmcore.app.dump_json``)."""
     head = orjson.dumps(more, option=orjson.OPT_NON_STR_KEYS)
-    if partial == b"{}" or not more:
-        return orjson.Fragment(head if partial == b"{}" else partial)
-    return orjson.Fragment(head[:-1] + b"," + partial[1:])
-
-
-def _rows(
-    base: dict[str, Any], action: str, changes: Mapping[str, tuple[Any, Any]] | None, snapshot: Any
-) -> list[dict[str, Any]]:
-    """One row per changed field, or one row carrying ``snapshot``."""
-    if changes:
-        return [
-            {**base, "action": action, "field": field, "old": old, "new": new}
-            for field, (old, new) in changes.items()
-        ]
-    return [{**base, "action": action, "field": None, "old": None, "new": snapshot}]
+    if partial == b"{}":
+        return orjson.Fragment(head)
+    if head == b"{}":
+        return orjson.Fragment(partial)
+    return orjson.Fragment(head[:-1] + b"," + partial[1:])  # {"a":1} + {"b":2} -> {"a":1,"b":2}
 
 
 def entries(contact_id: int, limit: int = 500, before_id: int | None = None) -> list[HistoryEntry]:
